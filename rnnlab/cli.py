@@ -1,0 +1,114 @@
+"""Command line: `rnnlab run`, `rnnlab info`, `rnnlab analyze`.
+
+Every user error (bad config value, missing or foreign file, unusable device) ends with one line
+`rnnlab: error: ...` and exit status 2, before any output file is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from rnnlab.errors import RnnlabError
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnlab",
+        description="Train rate RNNs on OU tasks and ask whether learning adds low-rank structure.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train (the embedded default config when none is given)")
+    run.add_argument("config", nargs="?", help="TOML config file (default: embedded default)")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="SECTION.KEY=VALUE", help="override one config key (repeatable)")
+    run.add_argument("-o", "--output", help="archive path (default: runs/<name>.nc)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing archive")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--print-config", action="store_true",
+                     help="print the full resolved config as commented TOML and exit")
+
+    info = sub.add_parser("info", help="dims, variables, config summary and final losses")
+    info.add_argument("archive")
+
+    analyze = sub.add_parser("analyze", help="lazy analyses over archives and an HTML report")
+    analyze.add_argument("archives", nargs="+", help="archive files or directories of archives")
+    analyze.add_argument("-o", "--output", default="report", help="output directory")
+    analyze.add_argument("--rank", type=int, default=2, help="rank R of the low-rank fit")
+    analyze.add_argument("--clusters", type=int, default=2, help="k of the k-means clustering")
+    analyze.add_argument("--scheduler", default="threads",
+                         help="threads, processes, local (LocalCluster), slurm, or an address")
+    analyze.add_argument("--no-png", action="store_true", help="skip the PNG figures")
+    analyze.add_argument("--overwrite", action="store_true",
+                         help="replace files in an existing output directory")
+    analyze.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `rnnlab` command."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args, argv)
+        if args.command == "info":
+            return cmd_info(args)
+        return cmd_analyze(args)
+    except RnnlabError as exc:
+        print(f"rnnlab: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FloatingPointError as exc:
+        print(f"rnnlab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rnnlab: interrupted; finished records are kept in the .partial archive",
+              file=sys.stderr)
+        return 130
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from rnnlab.config import load_config, to_toml
+
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(to_toml(cfg), end="")
+        return 0
+    from rnnlab.runner import run
+
+    command = "rnnlab " + " ".join(shlex.quote(a) for a in argv)
+    path = run(cfg, args.output, overwrite=args.overwrite, progress=not args.quiet,
+               command=command)
+    if not args.quiet:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from rnnlab.data.info import describe
+
+    print(describe(Path(args.archive)))
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from rnnlab.analyze_cmd import analyze_archives
+
+    written = analyze_archives(
+        args.archives, args.output, rank=args.rank, clusters=args.clusters,
+        scheduler=args.scheduler, png=not args.no_png, overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        for path in written.values():
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Archive schema, writer and reader."""

@@ -1,0 +1,257 @@
+"""BPTT training of all seeds at once: seeds are a batch dimension, yet fully independent.
+
+Each seed has its own RNG streams, its loss enters the total as a sum (so its gradient is its own),
+Adam/SGD act elementwise, and gradient clipping uses each seed's own norm. Recording goes through a
+`recorder` (the background archive writer) so snapshots never wait on disk or eigendecompositions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rnnlab.config import n_steps, washout_steps
+from rnnlab.dynamics import run_dynamics
+from rnnlab.errors import ConfigError
+from rnnlab.model import init_params
+from rnnlab.tasks import batch_for_seeds, seed_generator
+
+
+class Recorder(Protocol):
+    """Where the trainer sends what it records (see rnnlab.data.writer.BackgroundWriter)."""
+
+    def curve(self, epoch: int, values: dict[str, np.ndarray]) -> None: ...
+    def snapshot(self, epoch: int, values: dict[str, np.ndarray]) -> None: ...
+    def trajectories(self, epoch: int, values: dict[str, np.ndarray]) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA without one is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config key 'device' is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def snapshot_epochs(epochs: int, every: int) -> list[int]:
+    """Snapshot schedule: 0, every, 2*every, ... and always the last epoch."""
+    return sorted(set(range(0, epochs + 1, every)) | {epochs})
+
+
+@dataclass
+class Network:
+    """Parameters of all seeds: J (S, N, N), B (S, N, n_in), w (S, N, n_out)."""
+
+    J: torch.Tensor
+    B: torch.Tensor
+    w: torch.Tensor
+    J0: torch.Tensor
+    trainable: list[str] = field(default_factory=list)
+    imposed_u: torch.Tensor | None = None
+    imposed_v: torch.Tensor | None = None
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [getattr(self, name) for name in self.trainable]
+
+
+def build_network(cfg: dict[str, Any], device: torch.device, dtype=torch.float32) -> Network:
+    """Initial network of every seed, with requires_grad on the trainable subset."""
+    init = init_params(cfg, device=device, dtype=dtype)
+    trainable = [name for name in ("J", "w", "B") if name in cfg["model"]["train"]]
+    net = Network(J=init.J0.clone(), B=init.B.clone(), w=init.w.clone(), J0=init.J0,
+                  trainable=trainable, imposed_u=init.imposed_u, imposed_v=init.imposed_v)
+    for name in trainable:
+        getattr(net, name).requires_grad_(True)
+    return net
+
+
+def regularizer(J: torch.Tensor, lambda_w: float, lambda_bal: float) -> torch.Tensor:
+    """Per-seed lambda_W ||J||_F^2 + lambda_bal ||(1/N) 1^T J||^2, shape (S,)."""
+    reg = torch.zeros(J.shape[0], dtype=J.dtype, device=J.device)
+    if lambda_w:
+        reg = reg + lambda_w * J.pow(2).sum(dim=(1, 2))
+    if lambda_bal:
+        reg = reg + lambda_bal * J.mean(dim=1).pow(2).sum(dim=1)
+    return reg
+
+
+@dataclass
+class Forward:
+    """Per-seed loss and MSE (S,), outputs (S, n, T, o), rates and states (S, n, T, N)."""
+
+    loss: torch.Tensor
+    mse: torch.Tensor
+    outputs: torch.Tensor
+    rates: torch.Tensor
+    states: torch.Tensor
+
+
+def forward(
+    net: Network,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    cfg: dict[str, Any],
+    noise: torch.Tensor | None = None,
+) -> Forward:
+    """Simulate the trials of every seed and score them (MSE after the washout + regularisers)."""
+    model, train = cfg["model"], cfg["train"]
+    alpha = model["dt"] / model["tau"]
+    drive = torch.einsum("sbti,sni->sbtn", inputs, net.B)
+    if noise is not None:
+        drive = drive + noise * (model["noise"] / math.sqrt(alpha))
+    h0 = torch.zeros(drive.shape[0], drive.shape[1], drive.shape[3], dtype=drive.dtype,
+                     device=drive.device)
+    rates, states = run_dynamics(net.J, drive, h0, alpha, model["phi"], fused=train["fused"])
+    outputs = torch.einsum("sbtn,sno->sbto", rates, net.w)
+    start = washout_steps(cfg)
+    mse = (outputs[:, :, start:] - targets[:, :, start:]).pow(2).mean(dim=(1, 2, 3))
+    loss = mse + regularizer(net.J, train["lambda_w"], train["lambda_bal"])
+    return Forward(loss=loss, mse=mse, outputs=outputs, rates=rates, states=states)
+
+
+def clip_per_seed(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale each seed's gradients so that their joint norm is at most max_norm; return norms."""
+    grads = [p.grad for p in params if p.grad is not None]
+    sq = sum(g.pow(2).flatten(1).sum(dim=1) for g in grads)
+    norms = torch.sqrt(sq)
+    if max_norm > 0:
+        scale = torch.clamp(max_norm / (norms + 1e-12), max=1.0)
+        for g in grads:
+            g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+    return norms
+
+
+def make_optimizer(cfg: dict[str, Any], params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """SGD or Adam over the trainable tensors (elementwise, hence independent across seeds)."""
+    train = cfg["train"]
+    if train["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=train["lr"])
+    return torch.optim.Adam(params, lr=train["lr"])
+
+
+class Trainer:
+    """Trains every seed of a config together and streams what it records to a recorder."""
+
+    def __init__(
+        self,
+        cfg: dict[str, Any],
+        recorder: Recorder | None = None,
+        *,
+        progress: bool = True,
+        device: torch.device | None = None,
+        tracker_factory: Callable[..., Any] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.device = device or resolve_device(cfg["device"])
+        self.recorder = recorder
+        self.progress = progress
+        self.net = build_network(cfg, self.device)
+        self.optimizer = make_optimizer(cfg, self.net.parameters())
+        seeds = cfg["seeds"]
+        self.task_gens = [seed_generator(s, "task") for s in seeds]
+        self.noise_gens = [seed_generator(s, "noise", self.device) for s in seeds]
+        eval_gens = [seed_generator(s, "eval") for s in seeds]
+        n_eval = cfg["record"]["n_eval_trials"]
+        inputs, targets = batch_for_seeds(cfg, eval_gens, n_eval)
+        self.eval_inputs = inputs.to(self.device, torch.float32)
+        self.eval_targets = targets.to(self.device, torch.float32)
+        self.tracker = tracker_factory(self) if tracker_factory else None
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """A fresh training batch of every seed from its own task (and noise) stream."""
+        inputs, targets = batch_for_seeds(self.cfg, self.task_gens, self.cfg["task"]["batch"])
+        inputs = inputs.to(self.device, torch.float32)
+        noise = None
+        if self.cfg["model"]["noise"] > 0:
+            shape = (inputs.shape[1], inputs.shape[2], self.cfg["model"]["N"])
+            noise = torch.stack([
+                torch.randn(shape, generator=g, device=self.device) for g in self.noise_gens
+            ])
+        return inputs, targets.to(self.device, torch.float32), noise
+
+    def step(self) -> Forward:
+        """One optimizer step on a fresh batch; returns the forward pass before the update."""
+        inputs, targets, noise = self.batch()
+        self.optimizer.zero_grad(set_to_none=True)
+        out = forward(self.net, inputs, targets, self.cfg, noise)
+        out.loss.sum().backward()
+        clip_per_seed(self.net.parameters(), self.cfg["train"]["clip"])
+        self.optimizer.step()
+        return out
+
+    @torch.no_grad()
+    def evaluate(self) -> Forward:
+        """Score the fixed evaluation trials (no process noise)."""
+        return forward(self.net, self.eval_inputs, self.eval_targets, self.cfg)
+
+    def run(self) -> dict[str, np.ndarray]:
+        """Train for cfg.train.epochs steps, recording on schedule; returns the final eval losses."""
+        cfg = self.cfg
+        epochs = cfg["train"]["epochs"]
+        snaps = set(snapshot_epochs(epochs, cfg["record"]["every"]))
+        trajs = set(snapshot_epochs(epochs, cfg["record"]["trajectories_every"]))
+        bar = tqdm(total=epochs, disable=not self.progress, desc="train", unit="epoch",
+                   dynamic_ncols=True, leave=True)
+        final: dict[str, np.ndarray] = {}
+        try:
+            for epoch in range(epochs + 1):
+                if epoch in snaps or epoch in trajs:
+                    final = self._record(epoch, epoch in snaps, epoch in trajs)
+                if epoch == epochs:
+                    break
+                out = self.step()
+                self._record_curve(epoch, out)
+                bar.update(1)
+                bar.set_postfix(loss=f"{out.loss.detach().mean().item():.4g}")
+        finally:
+            bar.close()
+        return final
+
+    def _record_curve(self, epoch: int, out: Forward) -> None:
+        values = {
+            "loss_curve": out.loss.detach().cpu().numpy(),
+            "mse_curve": out.mse.detach().cpu().numpy(),
+        }
+        if self.tracker is not None:
+            values.update(self.tracker.update(self.net.J.detach()))
+        if self.recorder is not None:
+            self.recorder.curve(epoch, values)
+        if not np.all(np.isfinite(values["loss_curve"])):
+            bad = [s for s, v in zip(self.cfg["seeds"], values["loss_curve"], strict=True)
+                   if not np.isfinite(v)]
+            raise FloatingPointError(
+                f"training diverged at epoch {epoch}: loss is not finite for seeds {bad} "
+                "(lower train.lr, set train.clip, or lower model.g)"
+            )
+
+    def _record(self, epoch: int, snapshot: bool, trajectories: bool) -> dict[str, np.ndarray]:
+        ev = self.evaluate()
+        loss, mse = ev.loss.cpu().numpy(), ev.mse.cpu().numpy()
+        if self.recorder is not None and snapshot:
+            start = washout_steps(self.cfg)
+            self.recorder.snapshot(epoch, {
+                "J": self.net.J.detach().cpu().numpy().copy(),
+                "B": self.net.B.detach().cpu().numpy().copy(),
+                "w": self.net.w.detach().cpu().numpy().copy(),
+                "loss": loss,
+                "mse": mse,
+                "h_mean": ev.states[:, :, start:].mean(dim=(1, 2)).cpu().numpy(),
+            })
+        if self.recorder is not None and trajectories:
+            self.recorder.trajectories(epoch, {
+                "traj_output": ev.outputs.cpu().numpy(),
+                "traj_rate": ev.rates.cpu().numpy(),
+            })
+        return {"loss": loss, "mse": mse}
+
+
+def trial_times(cfg: dict[str, Any]) -> np.ndarray:
+    """Times (s) of the evaluation steps: step k ends at (k + 1) * dt."""
+    return (np.arange(n_steps(cfg)) + 1) * cfg["model"]["dt"]

@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny configs and archives that train in seconds on 2 cores."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def tiny_overrides(**extra: object) -> list[str]:
+    """`--set` overrides of a network that trains in about a second."""
+    base = {
+        "seeds": "[0, 1]", "model.N": "24", "task.duration": "0.3", "task.washout": "0.05",
+        "task.batch": "4", "train.epochs": "12", "record.every": "4",
+        "record.trajectories_every": "6", "record.n_eval_trials": "2", "record.track_k": "3",
+    }
+    base.update({k: str(v) for k, v in extra.items()})
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+@pytest.fixture
+def tiny_cfg():
+    from rnnlab.config import load_config
+
+    return load_config(None, tiny_overrides())
+
+
+@pytest.fixture(scope="session")
+def tiny_archive(tmp_path_factory):
+    """A real archive written by a real (tiny) run."""
+    from rnnlab.config import load_config
+    from rnnlab.runner import run
+
+    cfg = load_config(None, tiny_overrides(**{"model.lowrank.m": "0.0"}))
+    return run(cfg, tmp_path_factory.mktemp("arch") / "tiny.nc", progress=False)

@@ -1,0 +1,142 @@
+"""The archive on disk: plain-xarray readable, self-describing, lazily reopened, safe to kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+
+import dask.array as da
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import tiny_overrides
+
+import rnnlab
+from rnnlab.config import load_config
+from rnnlab.errors import ArchiveError
+from rnnlab.runner import run
+
+
+def test_plain_xarray_reads_dims_names_and_attrs(tiny_archive):
+    with xr.open_dataset(tiny_archive) as ds:
+        assert ds.sizes["seed"] == 2 and ds.sizes["neuron"] == 24 and ds.sizes["ri"] == 2
+        assert list(ds.epoch.values) == [0, 4, 8, 12]
+        assert list(ds.curve_epoch.values) == list(range(12))
+        assert list(ds.traj_epoch.values) == [0, 6, 12]
+        assert ds.J.dims == ("seed", "epoch", "neuron", "neuron_pre")
+        for name in ("J0", "J", "dJ", "B", "w", "loss", "mse", "loss_curve", "eigvals",
+                     "eigvals_jac", "eigvals_jac0", "row_mean", "col_mean", "traj_rate",
+                     "traj_output", "eval_input", "eval_target", "tracked", "mse_optimal"):
+            assert name in ds, name
+        for name, var in ds.variables.items():
+            if name not in ("input", "output", "run"):
+                assert var.attrs.get("long_name") and var.attrs.get("units"), name
+        cfg = tomllib.loads(ds.attrs["config"])
+        assert cfg["model"]["N"] == 24 and cfg["seeds"] == [0, 1]
+        for key in ("rnnlab_version", "torch_version", "numpy_version", "xarray_version",
+                    "created", "command"):
+            assert ds.attrs[key]
+        assert ds.attrs["complete"] == 1
+        assert ds.time.attrs["units"] == "s"
+        np.testing.assert_allclose(ds.dJ, ds.J - ds.J0, atol=1e-6)
+        assert float(abs(ds.dJ.isel(epoch=0)).max()) == 0.0
+        assert float(abs(ds.dJ.isel(epoch=-1)).max()) > 0.0
+        np.testing.assert_allclose(ds.row_mean, ds.J.mean("neuron_pre"), rtol=1e-5, atol=1e-6)
+
+
+def test_stored_eigenvalues_are_those_of_the_stored_J(tiny_archive):
+    ds = rnnlab.open_archive(tiny_archive)
+    assert np.iscomplexobj(ds.eigvals) and ds.eigvals.dims == ("seed", "epoch", "eig")
+    J = ds.J.isel(seed=1, epoch=-1).values.astype(float)
+    expected = np.sort_complex(np.linalg.eigvals(J))
+    np.testing.assert_allclose(np.sort_complex(ds.eigvals.isel(seed=1, epoch=-1).values),
+                               expected, atol=1e-4)
+    re = ds.eigvals.real.values
+    assert np.all(np.diff(re, axis=-1) <= 1e-6)  # descending real part
+    # tanh: the Jacobian at the origin is J - I
+    np.testing.assert_allclose(ds.eigvals_jac0.values, ds.eigvals.values - 1, atol=1e-4)
+
+
+def test_netcdf4_auto_complex_reads_eigenvalues(tiny_archive):
+    with xr.open_dataset(tiny_archive, engine="netcdf4", auto_complex=True) as ds:
+        assert np.iscomplexobj(ds.eigvals.values)
+
+
+def test_open_archive_is_lazy_and_combines_runs(tiny_archive, tmp_path):
+    other = run(load_config(None, tiny_overrides(seeds="[5]", name="other")),
+                tmp_path / "other.nc", progress=False)
+    ds = rnnlab.open_archive([tiny_archive, other])
+    assert isinstance(ds.dJ.data, da.Array) and isinstance(ds.eigvals.data, da.Array)
+    assert ds.dJ.data.chunksize[:2] == (1, 1)
+    assert list(ds.seed.values) == [0, 1, 5]
+    assert list(ds.run.values) == ["default", "default", "other"]
+    single = rnnlab.open_archive(other)
+    np.testing.assert_array_equal(ds.J.sel(seed=5).values, single.J.sel(seed=5).values)
+    by_dir = rnnlab.open_archive(tmp_path)
+    assert list(by_dir.seed.values) == [5]
+
+
+def test_open_archive_refuses_bad_inputs(tiny_archive, tmp_path):
+    with pytest.raises(ArchiveError, match="no such archive"):
+        rnnlab.open_archive(tmp_path / "nope.nc")
+    foreign = tmp_path / "foreign.nc"
+    xr.Dataset({"x": ("a", [1.0, 2.0])}).to_netcdf(foreign)
+    with pytest.raises(ArchiveError, match="not an rnnlab archive"):
+        rnnlab.open_archive(foreign)
+    text = tmp_path / "text.nc"
+    text.write_text("hello")
+    with pytest.raises(ArchiveError, match="not a readable NetCDF"):
+        rnnlab.open_archive(text)
+    longer = run(load_config(None, tiny_overrides(**{"train.epochs": 8})), tmp_path / "l.nc",
+                 progress=False)
+    with pytest.raises(ArchiveError, match="schedules differ"):
+        rnnlab.open_archive([tiny_archive, longer])
+
+
+def test_store_and_compression_options(tmp_path):
+    base = tiny_overrides(**{"model.N": 48})
+    plain = run(load_config(None, base), tmp_path / "plain.nc", progress=False)
+    small = run(load_config(None, [*base, "record.store=dJ", "record.compression=zlib",
+                                   "record.significant_digits=3"]),
+                tmp_path / "small.nc", progress=False)
+    assert os.path.getsize(small) < 0.6 * os.path.getsize(plain)
+    with xr.open_dataset(small) as s, xr.open_dataset(plain) as p:
+        assert "J" not in s and "dJ" in s
+        np.testing.assert_allclose(s.dJ, p.dJ, rtol=2e-3, atol=2e-3 * float(abs(p.dJ).max()))
+
+
+@pytest.mark.slow
+def test_killed_run_keeps_finished_records_and_existing_archive(tmp_path, monkeypatch):
+    monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")  # peek while the writer holds the file
+    target = tmp_path / "run.nc"
+    target.write_bytes(b"previous archive")
+    cmd = [sys.executable, "-m", "rnnlab.cli", "run", "-o", str(target), "--overwrite", "--quiet",
+           *sum((["--set", o] for o in tiny_overrides(**{
+               "train.epochs": 100000, "record.every": 5, "model.N": 32})), [])]
+    proc = subprocess.Popen(cmd)
+    partial = tmp_path / "run.nc.partial"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if partial.exists():
+            try:
+                with netCDF4.Dataset(partial) as nc:
+                    if nc.dimensions["epoch"].size >= 3:
+                        break
+            except OSError:
+                pass
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert target.read_bytes() == b"previous archive"
+    with pytest.raises(ArchiveError, match="incomplete"):
+        rnnlab.open_archive(partial)
+    ds = rnnlab.open_archive(partial, allow_incomplete=True)
+    n = ds.sizes["epoch"]
+    assert n >= 3
+    assert list(ds.epoch.values[:3]) == [0, 5, 10]
+    assert np.all(np.isfinite(ds.J.isel(epoch=slice(0, n - 1)).values))
