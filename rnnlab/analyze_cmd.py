@@ -12,10 +12,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from rnnlab.data.reader import open_archive
+from rnnlab.data.writer import can_create_in
 from rnnlab.errors import RnnlabError
 
 REPORT_FILES = ("report.html", "summary.md", "analysis.nc")
@@ -32,8 +32,10 @@ def check_output_dir(outdir: Path, overwrite: bool) -> None:
     ancestor = outdir.resolve()
     while not ancestor.exists():
         ancestor = ancestor.parent
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise RnnlabError(f"cannot write report to {outdir}: {ancestor} is not writable")
+    if not ancestor.is_dir() or not can_create_in(ancestor):
+        raise RnnlabError(
+            f"cannot write report to {outdir}: {ancestor} is not a writable directory"
+        )
 
 
 def to_netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
@@ -42,8 +44,10 @@ def to_netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
     for name, var in ds.data_vars.items():
         if var.dtype.kind == "c":
             ri = xr.concat([var.real, var.imag], dim="ri").transpose(*var.dims, "ri")
-            ri.attrs = {**var.attrs, "comment": "complex values: trailing dim 'ri' holds "
-                        "(real, imaginary)"}
+            ri.attrs = {
+                **var.attrs,
+                "comment": "complex values: trailing dim 'ri' holds (real, imaginary)",
+            }
             out[name] = ri
     for name, var in out.variables.items():
         if var.dtype == object:

@@ -25,13 +25,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train (the embedded default config when none is given)")
     run.add_argument("config", nargs="?", help="TOML config file (default: embedded default)")
-    run.add_argument("--set", dest="overrides", action="append", default=[],
-                     metavar="SECTION.KEY=VALUE", help="override one config key (repeatable)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config key (repeatable)",
+    )
     run.add_argument("-o", "--output", help="archive path (default: runs/<name>.nc)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing archive")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--print-config", action="store_true",
-                     help="print the full resolved config as commented TOML and exit")
+    run.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the full resolved config as commented TOML and exit",
+    )
 
     info = sub.add_parser("info", help="dims, variables, config summary and final losses")
     info.add_argument("archive")
@@ -41,11 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("-o", "--output", default="report", help="output directory")
     analyze.add_argument("--rank", type=int, default=2, help="rank R of the low-rank fit")
     analyze.add_argument("--clusters", type=int, default=2, help="k of the k-means clustering")
-    analyze.add_argument("--scheduler", default="threads",
-                         help="threads, processes, local (LocalCluster), slurm, or an address")
+    analyze.add_argument(
+        "--scheduler",
+        default="threads",
+        help="threads, processes, local (LocalCluster), slurm, or an address",
+    )
     analyze.add_argument("--no-png", action="store_true", help="skip the PNG figures")
-    analyze.add_argument("--overwrite", action="store_true",
-                         help="replace files in an existing output directory")
+    analyze.add_argument(
+        "--overwrite", action="store_true", help="replace files in an existing output directory"
+    )
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -67,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rnnlab: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("rnnlab: interrupted; finished records are kept in the .partial archive",
-              file=sys.stderr)
+        print(
+            "rnnlab: interrupted; finished records are kept in the .partial archive",
+            file=sys.stderr,
+        )
         return 130
 
 
@@ -82,8 +97,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from rnnlab.runner import run
 
     command = "rnnlab " + " ".join(shlex.quote(a) for a in argv)
-    path = run(cfg, args.output, overwrite=args.overwrite, progress=not args.quiet,
-               command=command)
+    path = run(cfg, args.output, overwrite=args.overwrite, progress=not args.quiet, command=command)
     if not args.quiet:
         print(f"wrote {path}")
     return 0
@@ -100,8 +114,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from rnnlab.analyze_cmd import analyze_archives
 
     written = analyze_archives(
-        args.archives, args.output, rank=args.rank, clusters=args.clusters,
-        scheduler=args.scheduler, png=not args.no_png, overwrite=args.overwrite,
+        args.archives,
+        args.output,
+        rank=args.rank,
+        clusters=args.clusters,
+        scheduler=args.scheduler,
+        png=not args.no_png,
+        overwrite=args.overwrite,
         progress=not args.quiet,
     )
     if not args.quiet:

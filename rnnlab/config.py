@@ -41,15 +41,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "model": {
         "N": Key("int", 128, "number of neurons"),
         "tau": Key("float", 0.05, "membrane time constant tau (s)"),
-        "dt": Key("float", 0.005, "Euler step (s); alpha = dt/tau must be < 1"),
+        "dt": Key("float", 0.01, "Euler step (s); alpha = dt/tau must be < 1"),
         "phi": Key("str", "tanh", "nonlinearity: tanh, relu or linear", PHIS),
         "g": Key("float", 0.8, "gain of the random bulk g*W, W_ij ~ N(0, 1/N)"),
         "b": Key("float", 1.0, "mean-connectivity term -(b/N) 11^T (eigenvalue at -b)"),
         "noise": Key("float", 0.0, "process noise sd: h += sqrt(alpha)*noise*xi each step"),
         "train": Key("strlist", ["J", "w"], "trainable parameters, a subset of J, w, B", TRAINABLE),
         "input_scale": Key("float", 1.0, "B_ij ~ N(0, input_scale^2)"),
-        "w_init": Key("str", "zero", "readout start: zero, or random (w_i ~ N(0, 1/N))",
-                      ("zero", "random")),
+        "w_init": Key(
+            "str", "zero", "readout start: zero, or random (w_i ~ N(0, 1/N))", ("zero", "random")
+        ),
     },
     "model.lowrank": {
         "m": Key("float", 0.0, "strength of an imposed rank-one m*u*v^T (0: none)"),
@@ -57,14 +58,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "orthogonal_to_ones": Key("bool", True, "draw u and v orthogonal to the uniform vector 1"),
     },
     "task": {
-        "kind": Key("str", "track", "track, denoise or switch", TASKS),
+        "kind": Key("str", "denoise", "track, denoise or switch", TASKS),
         "n_stimuli": Key("int", 1, "number of OU stimuli (1 or 2; switch needs 2)"),
         "n_outputs": Key("int", 1, "number of readouts (1 or 2)"),
         "tau_ou": Key("float", 0.2, "OU correlation time (s)"),
         "sigma_ou": Key("float", 1.0, "OU stationary standard deviation"),
         "mean_ou": Key("float", 0.0, "OU stationary mean"),
         "correlation": Key("float", 0.0, "correlation coefficient of the two stimuli"),
-        "obs_noise": Key("float", 0.5, "sd of white observation noise per step (denoise)"),
+        "obs_noise": Key("float", 1.0, "sd of white observation noise per step (denoise)"),
         "switch_rate": Key("float", 2.0, "rate (1/s) of random context-cue flips (switch)"),
         "duration": Key("float", 1.0, "trial duration (s)"),
         "washout": Key("float", 0.1, "initial time excluded from the MSE (s)"),
@@ -72,17 +73,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "train": {
         "optimizer": Key("str", "adam", "sgd or adam", OPTIMIZERS),
-        "lr": Key("float", 3e-3, "learning rate"),
-        "epochs": Key("int", 300, "optimizer steps; one epoch = one step on a fresh batch"),
+        "lr": Key("float", 5e-3, "learning rate"),
+        "epochs": Key("int", 200, "optimizer steps; one epoch = one step on a fresh batch"),
         "clip": Key("float", 1.0, "per-seed gradient-norm clip (0: off)"),
         "lambda_w": Key("float", 0.0, "weight of ||J||_F^2 in the loss"),
         "lambda_bal": Key("float", 0.0, "weight of ||(1/N) 1^T J||^2 in the loss"),
         "fused": Key("bool", True, "fused BPTT (custom backward); false: plain autograd loop"),
     },
     "record": {
-        "every": Key("int", 25, "snapshot every k epochs (epoch 0 and the last always kept)"),
-        "trajectories_every": Key("int", 100, "store evaluation trajectories every k epochs"),
-        "n_eval_trials": Key("int", 4, "fixed evaluation trials per seed"),
+        "every": Key("int", 10, "snapshot every k epochs (epoch 0 and the last always kept)"),
+        "trajectories_every": Key("int", 50, "store evaluation trajectories every k epochs"),
+        "n_eval_trials": Key("int", 8, "fixed evaluation trials per seed"),
         "store": Key("str", "both", "which matrices to write: both, J or dJ", ("both", "J", "dJ")),
         "compression": Key("str", "none", "none or zlib (lossless)", ("none", "zlib")),
         "significant_digits": Key("int", 0, "quantise floats to k significant digits (0: off)"),
@@ -108,7 +109,9 @@ def _section(cfg: dict[str, Any], section: str) -> dict[str, Any]:
     return node
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> dict[str, Any]:
     """Defaults, updated from a TOML file and `section.key=value` overrides, then validated."""
     cfg = default_config()
     if path is not None:
@@ -242,12 +245,16 @@ def _check_ranges(cfg: dict[str, Any]) -> None:
     )
     for name in ("g", "noise", "input_scale"):
         _require(model[name] >= 0, f"config key 'model.{name}' must be >= 0")
-    _require(bool(model["train"]), "config key 'model.train' is empty: train at least one of J, w, B")
+    _require(
+        bool(model["train"]), "config key 'model.train' is empty: train at least one of J, w, B"
+    )
     _require(
         len(set(model["train"])) == len(model["train"]), "config key 'model.train' repeats a name"
     )
     overlap = cfg["model"]["lowrank"]["overlap"]
-    _require(-1 <= overlap <= 1, f"config key 'model.lowrank.overlap' must be in [-1, 1]: {overlap}")
+    _require(
+        -1 <= overlap <= 1, f"config key 'model.lowrank.overlap' must be in [-1, 1]: {overlap}"
+    )
     _require(task["n_stimuli"] in (1, 2), "config key 'task.n_stimuli' must be 1 or 2")
     _require(task["n_outputs"] in (1, 2), "config key 'task.n_outputs' must be 1 or 2")
     if task["kind"] == "switch":
@@ -276,7 +283,9 @@ def _check_ranges(cfg: dict[str, Any]) -> None:
         _require(train[name] >= 0, f"config key 'train.{name}' must be >= 0")
     for name in ("every", "trajectories_every", "n_eval_trials"):
         _require(record[name] >= 1, f"config key 'record.{name}' must be >= 1")
-    _require(record["significant_digits"] >= 0, "config key 'record.significant_digits' must be >= 0")
+    _require(
+        record["significant_digits"] >= 0, "config key 'record.significant_digits' must be >= 0"
+    )
     _require(
         1 <= record["track_k"] <= model["N"], "config key 'record.track_k' must be in [1, model.N]"
     )

@@ -31,17 +31,19 @@ def run(
     writer = ArchiveWriter(path, cfg, overwrite=overwrite, command=command)  # checks the path
     trainer = Trainer(cfg, progress=progress, tracker_factory=OutlierRecorder.for_trainer)
     init = trainer.net
-    writer.open({
-        "time": trial_times(cfg),
-        "input_names": input_names(cfg["task"]),
-        "output_names": output_names(cfg["task"]),
-        "J0": init.J0.cpu().numpy(),
-        "mse_optimal": kalman_optimal_mse(cfg),
-        "eval_input": trainer.eval_inputs.cpu().numpy(),
-        "eval_target": trainer.eval_targets.cpu().numpy(),
-        "imposed_u": _numpy(init.imposed_u),
-        "imposed_v": _numpy(init.imposed_v),
-    })
+    writer.open(
+        {
+            "time": trial_times(cfg),
+            "input_names": input_names(cfg["task"]),
+            "output_names": output_names(cfg["task"]),
+            "J0": init.J0.cpu().numpy(),
+            "mse_optimal": kalman_optimal_mse(cfg),
+            "eval_input": trainer.eval_inputs.cpu().numpy(),
+            "eval_target": trainer.eval_targets.cpu().numpy(),
+            "imposed_u": _numpy(init.imposed_u),
+            "imposed_v": _numpy(init.imposed_v),
+        }
+    )
     background = BackgroundWriter(writer)
     trainer.recorder = background
     try:

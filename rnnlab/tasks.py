@@ -1,8 +1,8 @@
 """Ornstein-Uhlenbeck tasks (track, denoise, switch), generated on the fly from per-seed streams.
 
-OU signals use the exact AR(1) update x' = a x + sigma sqrt(1 - a^2) xi, a = exp(-dt/tau_ou), started
-from the stationary law, so their statistics are exact at any dt. The denoise task knows its optimum:
-the steady-state Kalman filter's error variance.
+OU signals use the exact AR(1) update x' = a x + sigma sqrt(1 - a^2) xi, a = exp(-dt/tau_ou),
+started from the stationary law, so their statistics are exact at any dt. The denoise task knows
+its optimum: the steady-state Kalman filter's error variance.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ STREAMS = {"W": 0, "B": 1, "w": 2, "lowrank": 3, "task": 4, "noise": 5, "eval": 
 
 
 def seed_generator(seed: int, stream: str, device: str | torch.device = "cpu") -> torch.Generator:
-    """An independent torch RNG for one (seed, stream): a seed's numbers never depend on the batch."""
+    """An independent RNG for one (seed, stream): a seed's numbers never depend on the batch."""
     state = np.random.SeedSequence([seed, STREAMS[stream]]).generate_state(2, dtype=np.uint64)
     gen = torch.Generator(device=device)
     gen.manual_seed(int(state[0] % (2**63)))
@@ -98,9 +98,10 @@ def context_cue(
 ) -> torch.Tensor:
     """A +-1 cue that starts at random and flips as a Poisson process (rate*dt per step)."""
     p_flip = 1.0 - math.exp(-flip_prob_rate)
-    start = torch.where(torch.rand(n_trials, 1, generator=generator, dtype=torch.float64) < 0.5,
-                        -1.0, 1.0)
-    flips = (torch.rand(n_trials, steps, generator=generator, dtype=torch.float64) < p_flip)
+    start = torch.where(
+        torch.rand(n_trials, 1, generator=generator, dtype=torch.float64) < 0.5, -1.0, 1.0
+    )
+    flips = torch.rand(n_trials, steps, generator=generator, dtype=torch.float64) < p_flip
     flips[:, 0] = False
     sign = 1.0 - 2.0 * (torch.cumsum(flips.to(torch.int64), dim=1) % 2).to(torch.float64)
     return start * sign
@@ -143,7 +144,7 @@ def tau_safe(tau: float) -> float:
 def steady_state_kalman(
     a: float, q: np.ndarray, r: np.ndarray, prior: np.ndarray, iters: int = 100_000
 ) -> np.ndarray:
-    """Posterior error covariance of x_k = a x_{k-1} + noise(q), y_k = x_k + noise(r), at steady state."""
+    """Steady-state posterior covariance of x_k = a x_{k-1} + noise(q), y_k = x_k + noise(r)."""
     p = prior.copy()
     eye = np.eye(len(p))
     post = p

@@ -19,7 +19,8 @@ class OutlierRecorder:
     """Tracks the k leading eigenvalues of J every epoch and the Jacobian's max Re at the origin.
 
     The Jacobian at the origin is -I + phi'(0) J, so its eigenvalues are phi'(0) lambda(J) - 1 and
-    the max real part over the tracked (largest-magnitude) eigenvalues is recorded each epoch. It is
+    the max real part over the tracked eigenvalues (largest |lambda + g|: the rightmost ones)
+    is recorded each epoch. It is
     exact whenever the eigenvalue of largest real part is an outlier (the case that matters for the
     stability crossing); inside the bulk it is a lower bound.
     """
@@ -27,7 +28,12 @@ class OutlierRecorder:
     def __init__(self, cfg: dict[str, Any], n_seeds: int, device: torch.device) -> None:
         model = cfg["model"]
         self.tracker = LeadingEigTracker(
-            n_seeds, model["N"], k=cfg["record"]["track_k"], device=device, dtype=torch.float32
+            n_seeds,
+            model["N"],
+            k=cfg["record"]["track_k"],
+            device=device,
+            dtype=torch.float32,
+            shift=model["g"],  # favour the rightmost eigenvalues over the mean term's -b
         )
         self.edge = float(bulk_edge(model["g"], model["N"]))
         self.slope0 = float(dphi_at_origin(model["phi"]))

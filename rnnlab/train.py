@@ -65,8 +65,15 @@ def build_network(cfg: dict[str, Any], device: torch.device, dtype=torch.float32
     """Initial network of every seed, with requires_grad on the trainable subset."""
     init = init_params(cfg, device=device, dtype=dtype)
     trainable = [name for name in ("J", "w", "B") if name in cfg["model"]["train"]]
-    net = Network(J=init.J0.clone(), B=init.B.clone(), w=init.w.clone(), J0=init.J0,
-                  trainable=trainable, imposed_u=init.imposed_u, imposed_v=init.imposed_v)
+    net = Network(
+        J=init.J0.clone(),
+        B=init.B.clone(),
+        w=init.w.clone(),
+        J0=init.J0,
+        trainable=trainable,
+        imposed_u=init.imposed_u,
+        imposed_v=init.imposed_v,
+    )
     for name in trainable:
         getattr(net, name).requires_grad_(True)
     return net
@@ -106,8 +113,9 @@ def forward(
     drive = torch.einsum("sbti,sni->sbtn", inputs, net.B)
     if noise is not None:
         drive = drive + noise * (model["noise"] / math.sqrt(alpha))
-    h0 = torch.zeros(drive.shape[0], drive.shape[1], drive.shape[3], dtype=drive.dtype,
-                     device=drive.device)
+    h0 = torch.zeros(
+        drive.shape[0], drive.shape[1], drive.shape[3], dtype=drive.dtype, device=drive.device
+    )
     rates, states = run_dynamics(net.J, drive, h0, alpha, model["phi"], fused=train["fused"])
     outputs = torch.einsum("sbtn,sno->sbto", rates, net.w)
     start = washout_steps(cfg)
@@ -171,9 +179,9 @@ class Trainer:
         noise = None
         if self.cfg["model"]["noise"] > 0:
             shape = (inputs.shape[1], inputs.shape[2], self.cfg["model"]["N"])
-            noise = torch.stack([
-                torch.randn(shape, generator=g, device=self.device) for g in self.noise_gens
-            ])
+            noise = torch.stack(
+                [torch.randn(shape, generator=g, device=self.device) for g in self.noise_gens]
+            )
         return inputs, targets.to(self.device, torch.float32), noise
 
     def step(self) -> Forward:
@@ -192,13 +200,19 @@ class Trainer:
         return forward(self.net, self.eval_inputs, self.eval_targets, self.cfg)
 
     def run(self) -> dict[str, np.ndarray]:
-        """Train for cfg.train.epochs steps, recording on schedule; returns the final eval losses."""
+        """Train cfg.train.epochs steps, recording on schedule; return the final eval losses."""
         cfg = self.cfg
         epochs = cfg["train"]["epochs"]
         snaps = set(snapshot_epochs(epochs, cfg["record"]["every"]))
         trajs = set(snapshot_epochs(epochs, cfg["record"]["trajectories_every"]))
-        bar = tqdm(total=epochs, disable=not self.progress, desc="train", unit="epoch",
-                   dynamic_ncols=True, leave=True)
+        bar = tqdm(
+            total=epochs,
+            disable=not self.progress,
+            desc="train",
+            unit="epoch",
+            dynamic_ncols=True,
+            leave=True,
+        )
         final: dict[str, np.ndarray] = {}
         try:
             for epoch in range(epochs + 1):
@@ -224,8 +238,11 @@ class Trainer:
         if self.recorder is not None:
             self.recorder.curve(epoch, values)
         if not np.all(np.isfinite(values["loss_curve"])):
-            bad = [s for s, v in zip(self.cfg["seeds"], values["loss_curve"], strict=True)
-                   if not np.isfinite(v)]
+            bad = [
+                s
+                for s, v in zip(self.cfg["seeds"], values["loss_curve"], strict=True)
+                if not np.isfinite(v)
+            ]
             raise FloatingPointError(
                 f"training diverged at epoch {epoch}: loss is not finite for seeds {bad} "
                 "(lower train.lr, set train.clip, or lower model.g)"
@@ -236,19 +253,25 @@ class Trainer:
         loss, mse = ev.loss.cpu().numpy(), ev.mse.cpu().numpy()
         if self.recorder is not None and snapshot:
             start = washout_steps(self.cfg)
-            self.recorder.snapshot(epoch, {
-                "J": self.net.J.detach().cpu().numpy().copy(),
-                "B": self.net.B.detach().cpu().numpy().copy(),
-                "w": self.net.w.detach().cpu().numpy().copy(),
-                "loss": loss,
-                "mse": mse,
-                "h_mean": ev.states[:, :, start:].mean(dim=(1, 2)).cpu().numpy(),
-            })
+            self.recorder.snapshot(
+                epoch,
+                {
+                    "J": self.net.J.detach().cpu().numpy().copy(),
+                    "B": self.net.B.detach().cpu().numpy().copy(),
+                    "w": self.net.w.detach().cpu().numpy().copy(),
+                    "loss": loss,
+                    "mse": mse,
+                    "h_mean": ev.states[:, :, start:].mean(dim=(1, 2)).cpu().numpy(),
+                },
+            )
         if self.recorder is not None and trajectories:
-            self.recorder.trajectories(epoch, {
-                "traj_output": ev.outputs.cpu().numpy(),
-                "traj_rate": ev.rates.cpu().numpy(),
-            })
+            self.recorder.trajectories(
+                epoch,
+                {
+                    "traj_output": ev.outputs.cpu().numpy(),
+                    "traj_rate": ev.rates.cpu().numpy(),
+                },
+            )
         return {"loss": loss, "mse": mse}
 
 

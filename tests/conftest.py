@@ -13,9 +13,16 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def tiny_overrides(**extra: object) -> list[str]:
     """`--set` overrides of a network that trains in about a second."""
     base = {
-        "seeds": "[0, 1]", "model.N": "24", "task.duration": "0.3", "task.washout": "0.05",
-        "task.batch": "4", "train.epochs": "12", "record.every": "4",
-        "record.trajectories_every": "6", "record.n_eval_trials": "2", "record.track_k": "3",
+        "seeds": "[0, 1]",
+        "model.N": "24",
+        "task.duration": "0.3",
+        "task.washout": "0.05",
+        "task.batch": "4",
+        "train.epochs": "12",
+        "record.every": "4",
+        "record.trajectories_every": "6",
+        "record.n_eval_trials": "2",
+        "record.track_k": "3",
     }
     base.update({k: str(v) for k, v in extra.items()})
     return [f"{k}={v}" for k, v in base.items()]

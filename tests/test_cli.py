@@ -12,8 +12,13 @@ from conftest import tiny_overrides
 
 
 def rnnlab(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rnnlab.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnlab.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def sets(**extra: object) -> list[str]:
@@ -60,15 +65,19 @@ def test_print_config_is_complete_commented_toml(tmp_path):
         (["--set", "seeds=[]"], "seeds"),
         (["--set", "train.nope=1"], "train.nope"),
         (["missing.toml"], "missing.toml"),
-        (["-o", "/proc/forbidden/x.nc"], "not writable"),
+        (["-o", "/proc/forbidden/x.nc"], "not a writable directory"),
+        (["-o", "notes.txt/x.nc"], "not a writable directory"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(tmp_path, args, needle):
+    if "notes.txt/x.nc" in args:
+        (tmp_path / "notes.txt").write_text("a file, not a directory")
+    before = sorted(tmp_path.iterdir())
     res = rnnlab("run", *args, cwd=tmp_path)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rnnlab: error:") and needle in lines[0]
-    assert list(tmp_path.iterdir()) == []  # no runs/ dir, no partial file
+    assert sorted(tmp_path.iterdir()) == before  # no runs/ dir, no partial file
 
 
 def test_info_and_analyze_refuse_foreign_files(tmp_path):

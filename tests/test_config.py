@@ -24,8 +24,16 @@ def test_default_config_is_valid_and_round_trips_through_toml(tmp_path):
 def test_file_and_overrides(tmp_path):
     path = tmp_path / "my.toml"
     path.write_text('name = "x"\nseeds = [3, 5]\n[model]\nN = 64\n[task]\nkind = "denoise"\n')
-    cfg = load_config(path, ["model.g=1.2", "train.epochs=7", "model.phi=relu",
-                             "model.train=['J','w','B']", "model.lowrank.m=2"])
+    cfg = load_config(
+        path,
+        [
+            "model.g=1.2",
+            "train.epochs=7",
+            "model.phi=relu",
+            "model.train=['J','w','B']",
+            "model.lowrank.m=2",
+        ],
+    )
     assert (cfg["name"], cfg["seeds"], cfg["model"]["N"]) == ("x", [3, 5], 64)
     assert cfg["model"]["g"] == 1.2 and cfg["train"]["epochs"] == 7
     assert cfg["model"]["phi"] == "relu" and cfg["task"]["kind"] == "denoise"

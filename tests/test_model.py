@@ -27,8 +27,16 @@ def test_bulk_radius_and_mean_eigenvalue():
 
 def test_imposed_rank_one_vectors_and_outlier():
     n, m, rho = 500, 3.0, 0.6
-    cfg = load_config(None, [f"model.N={n}", "model.g=0.8", "model.b=0.0",
-                             f"model.lowrank.m={m}", f"model.lowrank.overlap={rho}"])
+    cfg = load_config(
+        None,
+        [
+            f"model.N={n}",
+            "model.g=0.8",
+            "model.b=0.0",
+            f"model.lowrank.m={m}",
+            f"model.lowrank.overlap={rho}",
+        ],
+    )
     p = init_seed(cfg, 0)
     u, v = p["u"].numpy(), p["v"].numpy()
     assert np.linalg.norm(u) == pytest.approx(1) and np.linalg.norm(v) == pytest.approx(1)

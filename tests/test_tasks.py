@@ -17,8 +17,9 @@ DT, TAU, SIGMA = 0.01, 0.2, 1.5
 @pytest.fixture(scope="module")
 def paths():
     gen = seed_generator(11, "task")
-    return ou_paths(6000, 120, 2, dt=DT, tau_ou=TAU, sigma=SIGMA, mean=0.7, correlation=0.6,
-                    generator=gen).numpy()
+    return ou_paths(
+        6000, 120, 2, dt=DT, tau_ou=TAU, sigma=SIGMA, mean=0.7, correlation=0.6, generator=gen
+    ).numpy()
 
 
 def test_ou_stationary_mean_and_variance(paths):
@@ -56,7 +57,7 @@ def test_kalman_optimum_matches_closed_form():
     expected = scalar_kalman_posterior(a, q2, 0.8**2)
     assert kalman_optimal_mse(cfg) == pytest.approx(expected, rel=1e-9)
     assert 0 < expected < 1.3**2  # better than the prior, worse than perfect
-    assert kalman_optimal_mse(load_config()) == 0.0
+    assert kalman_optimal_mse(load_config(None, ["task.kind=track"])) == 0.0
     switch = load_config(None, ["task.kind=switch", "task.n_stimuli=2"])
     assert math.isnan(kalman_optimal_mse(switch))
 

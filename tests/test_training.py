@@ -1,4 +1,4 @@
-"""Training: exact gradients, seeds independent in a batch, learning that works and respects theory."""
+"""Training: exact gradients, independent seeds in a batch, learning that respects theory."""
 
 from __future__ import annotations
 
@@ -16,11 +16,22 @@ from rnnlab.train import Network, Trainer, build_network, clip_per_seed, forward
 
 @pytest.mark.parametrize("phi", ["tanh", "relu", "linear"])
 def test_loss_gradient_matches_finite_differences(phi):
-    cfg = load_config(None, tiny_overrides(**{
-        "model.N": 6, "task.duration": 0.1, "model.phi": phi, "model.train": "['J','w','B']",
-        "model.w_init": "random", "train.lambda_w": 0.01, "train.lambda_bal": 0.3,
-        "task.kind": "denoise", "model.b": 0.5,
-    }))
+    cfg = load_config(
+        None,
+        tiny_overrides(
+            **{
+                "model.N": 6,
+                "task.duration": 0.1,
+                "model.phi": phi,
+                "model.train": "['J','w','B']",
+                "model.w_init": "random",
+                "train.lambda_w": 0.01,
+                "train.lambda_bal": 0.3,
+                "task.kind": "denoise",
+                "model.b": 0.5,
+            }
+        ),
+    )
     net = build_network(cfg, torch.device("cpu"), dtype=torch.float64)
     gens = [seed_generator(s, "task") for s in cfg["seeds"]]
     inputs, targets = batch_for_seeds(cfg, gens, 2)
@@ -36,8 +47,12 @@ def test_loss_gradient_matches_finite_differences(phi):
 
 
 def trained_J(seeds: list[int], epochs: int = 5) -> dict[int, torch.Tensor]:
-    cfg = load_config(None, tiny_overrides(**{"seeds": str(seeds), "train.epochs": epochs,
-                                              "model.noise": 0.2, "train.clip": 0.05}))
+    cfg = load_config(
+        None,
+        tiny_overrides(
+            **{"seeds": str(seeds), "train.epochs": epochs, "model.noise": 0.2, "train.clip": 0.05}
+        ),
+    )
     trainer = Trainer(cfg, progress=False)
     trainer.run()
     return {s: trainer.net.J[i].detach().clone() for i, s in enumerate(seeds)}
@@ -73,10 +88,19 @@ def test_default_config_learns():
 
 @pytest.mark.slow
 def test_denoise_network_never_beats_the_kalman_optimum():
-    cfg = load_config(None, [
-        "seeds=[0, 1]", "model.N=64", "task.kind=denoise", "task.obs_noise=0.7",
-        "train.epochs=150", "model.train=['J','w','B']", "train.lr=0.005", "task.duration=0.6",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "seeds=[0, 1]",
+            "model.N=64",
+            "task.kind=denoise",
+            "task.obs_noise=0.7",
+            "train.epochs=150",
+            "model.train=['J','w','B']",
+            "train.lr=0.005",
+            "task.duration=0.6",
+        ],
+    )
     trainer = Trainer(cfg, progress=False)
     trainer.run()
     gens = [seed_generator(100 + s, "eval") for s in cfg["seeds"]]

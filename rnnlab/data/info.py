@@ -16,11 +16,17 @@ def describe(path: Path) -> str:
     attrs = check_archive(path, allow_incomplete=True)
     cfg = tomllib.loads(str(attrs["config"]))
     with xr.open_dataset(path, engine="netcdf4") as ds:
-        lines = [f"{path}  ({attrs['rnnlab_schema']}, "
-                 f"{'complete' if int(attrs.get('complete', 0)) else 'INCOMPLETE: killed or running'})"]
+        lines = [
+            f"{path}  ({attrs['rnnlab_schema']}, "
+            f"{'complete' if int(attrs.get('complete', 0)) else 'INCOMPLETE: killed or running'})"
+        ]
         lines.append(f"created {attrs.get('created')} by: {attrs.get('command')}")
-        lines.append("versions: " + ", ".join(
-            f"{k.removesuffix('_version')} {attrs[k]}" for k in attrs if k.endswith("_version")))
+        lines.append(
+            "versions: "
+            + ", ".join(
+                f"{k.removesuffix('_version')} {attrs[k]}" for k in attrs if k.endswith("_version")
+            )
+        )
         lines.append("dims: " + ", ".join(f"{d}={n}" for d, n in ds.sizes.items()))
         lines.append("variables:")
         for name, var in ds.data_vars.items():
@@ -39,8 +45,10 @@ def describe(path: Path) -> str:
             for i, seed in enumerate(ds["seed"].values):
                 loss = ds["loss"].isel(epoch=-1).values[i]
                 mse = ds["mse"].isel(epoch=-1).values[i]
-                lines.append(f"  seed {int(seed):4d}: loss {loss:.4g} (start {first_loss[i]:.4g}),"
-                             f" mse {mse:.4g}")
+                lines.append(
+                    f"  seed {int(seed):4d}: loss {loss:.4g} (start {first_loss[i]:.4g}),"
+                    f" mse {mse:.4g}"
+                )
             if "crossing_epoch" in ds:
                 crossing = ds["crossing_epoch"].values
                 shown = ", ".join("never" if np.isnan(c) else f"{c:.1f}" for c in crossing)

@@ -45,18 +45,22 @@ def archive_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
 
 
 def check_archive(path: Path, allow_incomplete: bool = False) -> dict[str, object]:
-    """Raise ArchiveError unless `path` is a readable (complete) rnnlab archive; return its attrs."""
+    """Raise ArchiveError unless `path` is a readable (complete) rnnlab archive; return attrs."""
     try:
         with netCDF4.Dataset(path, "r") as nc:
             attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
             n_epoch = nc.dimensions["epoch"].size if "epoch" in nc.dimensions else 0
     except OSError as exc:
-        raise ArchiveError(f"{path} is not a readable NetCDF file ({exc.strerror or exc})") from None
+        raise ArchiveError(
+            f"{path} is not a readable NetCDF file ({exc.strerror or exc})"
+        ) from None
     schema = attrs.get("rnnlab_schema")
     if schema is None:
         raise ArchiveError(f"{path} is not an rnnlab archive (no 'rnnlab_schema' attribute)")
     if schema != SCHEMA_VERSION:
-        raise ArchiveError(f"{path} has archive schema {schema!r}; this rnnlab reads {SCHEMA_VERSION}")
+        raise ArchiveError(
+            f"{path} has archive schema {schema!r}; this rnnlab reads {SCHEMA_VERSION}"
+        )
     if not int(attrs.get("complete", 0)) and not allow_incomplete:
         raise ArchiveError(
             f"{path} is incomplete (run killed or still running; {n_epoch} snapshots written); "
@@ -107,8 +111,8 @@ def open_archive(
 ) -> xr.Dataset:
     """Open archive(s) lazily (dask); several runs are concatenated along `seed`.
 
-    Runs combine when their shapes and schedules agree (N, snapshot epochs, time grid); settings that
-    may differ (g, b, lr, ...) are coordinates along `seed`, and `run` names each seed's run.
+    Runs combine when their shapes and schedules agree (N, snapshot epochs, time grid);
+    settings that may differ (g, b, lr, ...) are coordinates along `seed`, and `run` names each seed's run.
     """
     files = archive_paths(paths)
     parts = [open_one(p, allow_incomplete) for p in files]
@@ -128,8 +132,13 @@ def open_archive(
                     f"cannot combine {files[0]} and {path}: their '{coord}' schedules differ"
                 )
     combined = xr.concat(
-        parts, dim="seed", data_vars="minimal", coords="minimal", compat="override",
-        join="override", combine_attrs="drop_conflicts",
+        parts,
+        dim="seed",
+        data_vars="minimal",
+        coords="minimal",
+        compat="override",
+        join="override",
+        combine_attrs="drop_conflicts",
     )
     combined.attrs["sources"] = "\n".join(str(p) for p in files)
     return combined

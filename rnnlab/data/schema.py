@@ -1,4 +1,4 @@
-"""The archive schema: every variable's dims, long_name and units, in one place (docs/archive.md)."""
+"""The archive schema: each variable's dims, long_name and units, in one place (docs/archive.md)."""
 
 from __future__ import annotations
 
@@ -32,25 +32,34 @@ VARIABLES: dict[str, Var] = {
     "mse": Var((S, E), "mean squared error on the fixed evaluation trials after the washout"),
     "loss_curve": Var((S, C), "training loss on each epoch's batch"),
     "mse_curve": Var((S, C), "training mean squared error on each epoch's batch"),
-    "mse_optimal": Var((), "minimum achievable MSE of the task (steady-state Kalman filter)",
-                       dtype="f8"),
+    "mse_optimal": Var(
+        (), "minimum achievable MSE of the task (steady-state Kalman filter)", dtype="f8"
+    ),
     "row_mean": Var((S, E, "neuron"), "mean of each row of J"),
     "col_mean": Var((S, E, "neuron_pre"), "mean of each column of J"),
     "h_mean": Var((S, E, "neuron"), "state h averaged over evaluation trials after the washout"),
     "eigvals": Var((S, E, "eig", COMPLEX_DIM), "eigenvalues of J (real, imaginary)"),
-    "eigvals_jac0": Var((S, E, "eig", COMPLEX_DIM),
-                        "eigenvalues of the Jacobian -I + J diag(phi'(0)) at the origin",
-                        "1/tau"),
-    "eigvals_jac": Var((S, E, "eig", COMPLEX_DIM),
-                       "eigenvalues of the Jacobian -I + J diag(phi'(h_mean))", "1/tau"),
-    "tracked": Var((S, C, "track", COMPLEX_DIM),
-                   "leading eigenvalues of J tracked every epoch (real, imaginary)"),
-    "n_outliers": Var((S, C), "number of tracked eigenvalues of J outside the bulk edge",
-                      dtype="i4"),
-    "max_re_jac0": Var((S, C), "largest real part of the tracked Jacobian eigenvalues at the origin",
-                       "1/tau"),
-    "crossing_epoch": Var((S,), "epoch at which max Re of the Jacobian at the origin crosses 0",
-                          "epoch", dtype="f8"),
+    "eigvals_jac0": Var(
+        (S, E, "eig", COMPLEX_DIM),
+        "eigenvalues of the Jacobian -I + J diag(phi'(0)) at the origin",
+        "1/tau",
+    ),
+    "eigvals_jac": Var(
+        (S, E, "eig", COMPLEX_DIM), "eigenvalues of the Jacobian -I + J diag(phi'(h_mean))", "1/tau"
+    ),
+    "tracked": Var(
+        (S, C, "track", COMPLEX_DIM),
+        "leading eigenvalues of J tracked every epoch (real, imaginary)",
+    ),
+    "n_outliers": Var(
+        (S, C), "number of tracked eigenvalues of J outside the bulk edge", dtype="i4"
+    ),
+    "max_re_jac0": Var(
+        (S, C), "largest real part of the tracked Jacobian eigenvalues at the origin", "1/tau"
+    ),
+    "crossing_epoch": Var(
+        (S,), "epoch at which max Re of the Jacobian at the origin crosses 0", "epoch", dtype="f8"
+    ),
     "eval_input": Var((S, "trial", "time", "input"), "inputs of the fixed evaluation trials"),
     "eval_target": Var((S, "trial", "time", "output"), "targets of the fixed evaluation trials"),
     "traj_output": Var((S, TE, "trial", "time", "output"), "network output on evaluation trials"),

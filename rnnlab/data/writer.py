@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import sys
+import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,11 +39,20 @@ def check_output_path(path: str | Path, overwrite: bool) -> Path:
     ancestor = parent
     while not ancestor.exists():
         ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ArchiveError(f"cannot write archive {path}: {ancestor} is not writable")
+    if not ancestor.is_dir() or not can_create_in(ancestor):
+        raise ArchiveError(f"cannot write archive {path}: {ancestor} is not a writable directory")
     if path.exists() and not os.access(path, os.W_OK):
         raise ArchiveError(f"cannot replace archive {path}: it is not writable")
     return path
+
+
+def can_create_in(directory: Path) -> bool:
+    """Probe by creating (and at once removing) a file: os.access lies for root and for /proc."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
 
 
 def versions() -> dict[str, str]:
@@ -70,8 +80,14 @@ def to_ri(values: np.ndarray) -> np.ndarray:
 class ArchiveWriter:
     """Creates the archive and appends snapshots, curve rows and trajectories as they come."""
 
-    def __init__(self, path: str | Path, cfg: dict[str, Any], *, overwrite: bool = False,
-                 command: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        cfg: dict[str, Any],
+        *,
+        overwrite: bool = False,
+        command: str | None = None,
+    ) -> None:
         self.path = check_output_path(path, overwrite)
         self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         self.cfg = cfg
@@ -90,25 +106,35 @@ class ArchiveWriter:
         self.ds = ds
         n, seeds = cfg["model"]["N"], cfg["seeds"]
         sizes = {
-            "seed": len(seeds), "epoch": None, "curve_epoch": None, "traj_epoch": None,
-            "neuron": n, "neuron_pre": n, "eig": n, "track": cfg["record"]["track_k"],
-            "input": len(static["input_names"]), "output": len(static["output_names"]),
-            "trial": cfg["record"]["n_eval_trials"], "time": len(static["time"]),
+            "seed": len(seeds),
+            "epoch": None,
+            "curve_epoch": None,
+            "traj_epoch": None,
+            "neuron": n,
+            "neuron_pre": n,
+            "eig": n,
+            "track": cfg["record"]["track_k"],
+            "input": len(static["input_names"]),
+            "output": len(static["output_names"]),
+            "trial": cfg["record"]["n_eval_trials"],
+            "time": len(static["time"]),
             COMPLEX_DIM: 2,
         }
         for dim, size in sizes.items():
             ds.createDimension(dim, size)
-        ds.setncatts({
-            "title": f"rnnlab run '{cfg['name']}'",
-            "rnnlab_schema": SCHEMA_VERSION,
-            "config": to_toml(cfg, comments=False),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command": self.command,
-            "complete": np.int32(0),
-            "phi": self.phi,
-            "Conventions": "CF-1.10",
-            **versions(),
-        })
+        ds.setncatts(
+            {
+                "title": f"rnnlab run '{cfg['name']}'",
+                "rnnlab_schema": SCHEMA_VERSION,
+                "config": to_toml(cfg, comments=False),
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "command": self.command,
+                "complete": np.int32(0),
+                "phi": self.phi,
+                "Conventions": "CF-1.10",
+                **versions(),
+            }
+        )
         self._coord("seed", np.asarray(seeds, dtype="i8"))
         for name in ("neuron", "neuron_pre", "eig"):
             self._coord(name, np.arange(n, dtype="i4"))
@@ -164,7 +190,9 @@ class ArchiveWriter:
                 continue
             kwargs: dict[str, Any] = {"chunksizes": self._chunks(spec.dims)} if spec.dims else {}
             if spec.dtype.startswith("f") and spec.dims:
-                kwargs["fill_value"] = np.nan
+                # no _FillValue on (real, imaginary) pairs: netCDF4's auto_complex reads a
+                # scalar fill there as complex and corrupts the heap
+                kwargs["fill_value"] = False if spec.dims[-1] == COMPLEX_DIM else np.nan
                 if zlib:
                     kwargs.update(zlib=True, complevel=4, shuffle=True)
                 if digits and name not in ("loss_curve", "mse_curve", "loss", "mse"):
@@ -219,12 +247,12 @@ class ArchiveWriter:
             return
         i, k = self.n_curve, len(rows)
         v = self.ds.variables
-        v["curve_epoch"][i:i + k] = np.asarray(epochs)
+        v["curve_epoch"][i : i + k] = np.asarray(epochs)
         for name in rows[0]:
             stacked = np.stack([r[name] for r in rows], axis=1)
             if np.iscomplexobj(stacked):
                 stacked = to_ri(stacked)
-            v[name][:, i:i + k] = stacked
+            v[name][:, i : i + k] = stacked
         self.n_curve += k
 
     def write_trajectories(self, epoch: int, values: dict[str, np.ndarray]) -> None:
