@@ -112,7 +112,8 @@ def open_archive(
     """Open archive(s) lazily (dask); several runs are concatenated along `seed`.
 
     Runs combine when their shapes and schedules agree (N, snapshot epochs, time grid);
-    settings that may differ (g, b, lr, ...) are coordinates along `seed`, and `run` names each seed's run.
+    settings that may differ (g, b, lr, ...) are coordinates along `seed`, and `run` names each
+    seed's run.
     """
     files = archive_paths(paths)
     parts = [open_one(p, allow_incomplete) for p in files]
