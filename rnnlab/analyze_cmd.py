@@ -40,8 +40,9 @@ def check_output_dir(outdir: Path, overwrite: bool) -> None:
 
 def to_netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
     """Complex variables -> float with a trailing `ri` dim, as in the archive."""
-    out = ds.copy()
-    for name, var in ds.data_vars.items():
+    complex_coords = [n for n in ds.coords if ds[n].dtype.kind == "c" and n not in ds.dims]
+    out = ds.reset_coords(complex_coords)
+    for name, var in list(out.data_vars.items()):
         if var.dtype.kind == "c":
             ri = xr.concat([var.real, var.imag], dim="ri").transpose(*var.dims, "ri")
             ri.attrs = {
@@ -49,7 +50,7 @@ def to_netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
                 "comment": "complex values: trailing dim 'ri' holds (real, imaginary)",
             }
             out[name] = ri
-    for name, var in out.variables.items():
+    for name, var in list(out.variables.items()):
         if var.dtype == object:
             out[name] = var.astype(str)
     return out

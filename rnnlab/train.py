@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rnnlab.config import n_steps, washout_steps
+from rnnlab.cudagraph import GraphedStep
 from rnnlab.dynamics import run_dynamics
 from rnnlab.errors import ConfigError
 from rnnlab.model import init_params
@@ -110,14 +111,15 @@ def forward(
     """Simulate the trials of every seed and score them (MSE after the washout + regularisers)."""
     model, train = cfg["model"], cfg["train"]
     alpha = model["dt"] / model["tau"]
-    drive = torch.einsum("sbti,sni->sbtn", inputs, net.B)
+    s, b, t, _ = inputs.shape
+    drive = torch.bmm(inputs.reshape(s, b * t, -1), net.B.transpose(1, 2)).view(s, b, t, -1)
     if noise is not None:
         drive = drive + noise * (model["noise"] / math.sqrt(alpha))
     h0 = torch.zeros(
         drive.shape[0], drive.shape[1], drive.shape[3], dtype=drive.dtype, device=drive.device
     )
     rates, states = run_dynamics(net.J, drive, h0, alpha, model["phi"], fused=train["fused"])
-    outputs = torch.einsum("sbtn,sno->sbto", rates, net.w)
+    outputs = torch.bmm(rates.reshape(s, b * t, -1), net.w).view(s, b, t, -1)
     start = washout_steps(cfg)
     mse = (outputs[:, :, start:] - targets[:, :, start:]).pow(2).mean(dim=(1, 2, 3))
     loss = mse + regularizer(net.J, train["lambda_w"], train["lambda_bal"])
@@ -136,12 +138,14 @@ def clip_per_seed(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     return norms
 
 
-def make_optimizer(cfg: dict[str, Any], params: list[torch.Tensor]) -> torch.optim.Optimizer:
+def make_optimizer(
+    cfg: dict[str, Any], params: list[torch.Tensor], capturable: bool = False
+) -> torch.optim.Optimizer:
     """SGD or Adam over the trainable tensors (elementwise, hence independent across seeds)."""
     train = cfg["train"]
     if train["optimizer"] == "sgd":
         return torch.optim.SGD(params, lr=train["lr"])
-    return torch.optim.Adam(params, lr=train["lr"])
+    return torch.optim.Adam(params, lr=train["lr"], capturable=capturable)
 
 
 class Trainer:
@@ -161,7 +165,9 @@ class Trainer:
         self.recorder = recorder
         self.progress = progress
         self.net = build_network(cfg, self.device)
-        self.optimizer = make_optimizer(cfg, self.net.parameters())
+        on_cuda = self.device.type == "cuda"
+        self.optimizer = make_optimizer(cfg, self.net.parameters(), capturable=on_cuda)
+        self._graphed: GraphedStep | None = None
         seeds = cfg["seeds"]
         self.task_gens = [seed_generator(s, "task") for s in seeds]
         self.noise_gens = [seed_generator(s, "noise", self.device) for s in seeds]
@@ -184,15 +190,32 @@ class Trainer:
             )
         return inputs, targets.to(self.device, torch.float32), noise
 
-    def step(self) -> Forward:
-        """One optimizer step on a fresh batch; returns the forward pass before the update."""
-        inputs, targets, noise = self.batch()
+    def _update(
+        self, inputs: torch.Tensor, targets: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, backward, per-seed clip and optimizer step; per-seed (loss, mse) before it.
+
+        Free of CPU synchronisation, so on CUDA the whole step is captured in one graph.
+        """
         self.optimizer.zero_grad(set_to_none=True)
-        out = forward(self.net, inputs, targets, self.cfg, noise)
+        out = forward(self.net, inputs, targets, self.cfg, noise if noise.numel() else None)
         out.loss.sum().backward()
         clip_per_seed(self.net.parameters(), self.cfg["train"]["clip"])
         self.optimizer.step()
-        return out
+        return out.loss.detach(), out.mse.detach()
+
+    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a fresh batch; per-seed (loss, mse) before the update."""
+        inputs, targets, noise = self.batch()
+        if noise is None:
+            noise = torch.empty(0, device=self.device)
+        if self.device.type != "cuda":
+            return self._update(inputs, targets, noise)
+        if self._graphed is None:
+            static = [inputs.clone(), targets.clone(), noise.clone()]
+            self._graphed = GraphedStep(self._update, static)
+        loss, mse = self._graphed(inputs, targets, noise)
+        return loss.clone(), mse.clone()
 
     @torch.no_grad()
     def evaluate(self) -> Forward:
@@ -220,33 +243,29 @@ class Trainer:
                     final = self._record(epoch, epoch in snaps, epoch in trajs)
                 if epoch == epochs:
                     break
-                out = self.step()
-                self._record_curve(epoch, out)
+                loss, mse = self.step()
+                self._record_curve(epoch, loss, mse)
                 bar.update(1)
-                bar.set_postfix(loss=f"{out.loss.detach().mean().item():.4g}")
+                bar.set_postfix(loss=f"{loss.mean().item():.4g}")
         finally:
             bar.close()
         return final
 
-    def _record_curve(self, epoch: int, out: Forward) -> None:
-        values = {
-            "loss_curve": out.loss.detach().cpu().numpy(),
-            "mse_curve": out.mse.detach().cpu().numpy(),
-        }
+    def _record_curve(self, epoch: int, loss: torch.Tensor, mse: torch.Tensor) -> None:
+        values = {"loss_curve": loss.cpu().numpy(), "mse_curve": mse.cpu().numpy()}
+        finite = np.isfinite(values["loss_curve"]) & torch.isfinite(self.net.J).flatten(1).all(
+            dim=1
+        ).cpu().numpy()
+        if not finite.all():
+            bad = [s for s, ok in zip(self.cfg["seeds"], finite, strict=True) if not ok]
+            raise FloatingPointError(
+                f"training diverged at epoch {epoch}: loss or J is not finite for seeds {bad} "
+                "(lower train.lr, set train.clip, or lower model.g)"
+            )
         if self.tracker is not None:
             values.update(self.tracker.update(self.net.J.detach()))
         if self.recorder is not None:
             self.recorder.curve(epoch, values)
-        if not np.all(np.isfinite(values["loss_curve"])):
-            bad = [
-                s
-                for s, v in zip(self.cfg["seeds"], values["loss_curve"], strict=True)
-                if not np.isfinite(v)
-            ]
-            raise FloatingPointError(
-                f"training diverged at epoch {epoch}: loss is not finite for seeds {bad} "
-                "(lower train.lr, set train.clip, or lower model.g)"
-            )
 
     def _record(self, epoch: int, snapshot: bool, trajectories: bool) -> dict[str, np.ndarray]:
         ev = self.evaluate()

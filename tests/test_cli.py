@@ -88,3 +88,14 @@ def test_info_and_analyze_refuse_foreign_files(tmp_path):
         assert res.returncode == 2 and "not an rnnlab archive" in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_diverging_run_fails_in_one_line_and_keeps_the_partial_archive(tmp_path):
+    out = tmp_path / "nan.nc"
+    bad = {"model.phi": "linear", "model.g": 60, "train.clip": 0, "train.optimizer": "sgd"}
+    res = rnnlab("run", *sets(**bad),
+                 "-o", str(out), "--quiet")
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not finite" in lines[0] and "seeds [0, 1]" in lines[0]
+    assert not out.exists() and (tmp_path / "nan.nc.partial").exists()
