@@ -1,0 +1,171 @@
+"""Shared styling of the report figures for both HoloViews backends.
+
+`style` and `frame` translate one neutral description (colour, line width and dash, marker,
+title, labels, frame size) into bokeh options (report.html) and matplotlib options (PNGs).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options)
+import holoviews.plotting.mpl  # noqa: F401  (registers the matplotlib options)
+import numpy as np
+import xarray as xr
+
+V = TypeVar("V", bound=hv.core.Dimensioned)
+
+SEED_COLORS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
+KIND_COLORS = {"measured": "#111111", "mean-field": "#1f77b4", "exact": "#d62728"}
+MAX_CURVE_POINTS = 1000
+
+EPOCH = hv.Dimension("epoch", label="epoch", unit="optimizer steps")
+RE = hv.Dimension("re", label="Re λ")
+IM = hv.Dimension("im", label="Im λ")
+
+_MPL_MARKERS = {
+    "circle": "o",
+    "x": "X",
+    "triangle": "^",
+    "diamond": "D",
+    "square": "s",
+    "cross": "P",
+    "inverted_triangle": "v",
+}
+_MPL_DASH = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
+
+
+def style(
+    el: V,
+    *,
+    color: str | None = None,
+    alpha: float = 1.0,
+    width: float | None = None,
+    dash: str | None = None,
+    size: float | None = None,
+    marker: str | None = None,
+) -> V:
+    """Apply one neutral style (colour, line width/dash, marker size/shape) to both backends."""
+    bk, mpl = {"alpha": alpha}, {"alpha": alpha}
+    if color is not None:
+        bk["color"] = mpl["color"] = color
+    if width is not None:
+        bk["line_width"], mpl["linewidth"] = width, width * 0.75
+    if dash is not None:
+        bk["line_dash"], mpl["linestyle"] = dash, _MPL_DASH[dash]
+    if size is not None:  # a marker glyph: matplotlib draws unfilled markers with edgecolors
+        bk["size"], mpl["s"] = size, (0.75 * size) ** 2
+        if color is not None:
+            mpl["edgecolors"] = color
+    if marker is not None:
+        bk["marker"], mpl["marker"] = marker, _MPL_MARKERS[marker]
+    return el.opts(backend="bokeh", **bk).opts(backend="matplotlib", **mpl)
+
+
+def frame(
+    obj: V,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    logy: bool = False,
+    legend: str | bool = "top_right",
+    size: tuple[int, int] = (420, 280),
+    equal: bool = False,
+    **extra,
+) -> V:
+    """Apply title, axis labels, log scale, legend and plot-area size to both backends.
+
+    `size` is the (width, height) of the data frame in pixels, so legends and colour bars
+    placed outside do not shrink it; `equal` makes a square frame of side size[1].
+    """
+    common = dict(title=title, xlabel=xlabel, ylabel=ylabel, logy=logy, show_grid=True, **extra)
+    if legend:
+        common["legend_position"] = legend
+    else:
+        common["show_legend"] = False
+    fw, fh = (size[1], size[1]) if equal else size
+    bk = dict(frame_width=fw, frame_height=fh, toolbar="right", fontsize={"title": "11pt"})
+    inches = ((fw + (220 if legend else 120)) / 90, (fh + 90) / 90)
+    mpl = dict(fig_inches=inches, fontsize={"title": 11})
+    if equal:  # the caller passes xlim/ylim of equal span (see square_limits)
+        mpl["aspect"] = "equal"
+    return obj.opts(backend="bokeh", **common, **bk).opts(backend="matplotlib", **common, **mpl)
+
+
+def square_limits(
+    z, radius: float = 0.0, xmax: float = 1.0, pad: float = 0.08
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """x/y limits of equal span holding the points z, the disc |λ| <= radius and Re λ = xmax."""
+    z = np.asarray(z).ravel()
+    z = z[np.isfinite(z)]
+    x0 = min(-radius, float(np.min(z.real, initial=0)))
+    x1 = max(radius, xmax, float(np.max(z.real, initial=0)))
+    h = max(radius, float(np.max(np.abs(z.imag), initial=0)))
+    span = (1 + 2 * pad) * max(x1 - x0, 2 * h, 1e-9)
+    xc = 0.5 * (x0 + x1)
+    return (xc - span / 2, xc + span / 2), (-span / 2, span / 2)
+
+
+def decimate(da: xr.DataArray, dim: str, max_points: int = MAX_CURVE_POINTS) -> xr.DataArray:
+    """Every k-th point along `dim` (always keeping the last) so long curves stay light."""
+    n = da.sizes[dim]
+    if n <= max_points:
+        return da
+    idx = np.unique(np.r_[np.arange(0, n, int(np.ceil(n / max_points))), n - 1])
+    return da.isel({dim: idx})
+
+
+def hline(y: float, x0: float, x1: float, label: str, color: str, dash: str = "dashed") -> hv.Curve:
+    """A horizontal reference line drawn as a labelled curve (so it appears in the legend)."""
+    return style(hv.Curve(([x0, x1], [y, y]), label=label), color=color, width=1.5, dash=dash)
+
+
+def circle(radius: float, label: str = "bulk edge |λ| = g") -> hv.Curve:
+    """The circle |λ| = radius in the complex plane (dashed grey)."""
+    t = np.linspace(0, 2 * np.pi, 181)
+    path = hv.Curve((radius * np.cos(t), radius * np.sin(t)), RE, IM, label=label)
+    return style(path, color="#888888", width=1.5, dash="dashed")
+
+
+def points(
+    z: np.ndarray, label: str, color: str, size: float, marker: str, alpha: float = 1.0
+) -> hv.Points:
+    """Complex values as points; an empty set keeps one NaN point so its legend icon is drawn."""
+    z = np.asarray(z, dtype=complex).ravel()
+    z = z[np.isfinite(z)]
+    if z.size == 0:
+        z = np.array([complex(np.nan, np.nan)])
+    return style(
+        hv.Points((z.real, z.imag), [RE, IM], label=label),
+        color=color,
+        size=size,
+        marker=marker,
+        alpha=alpha,
+    )
+
+
+def bulk_g(results: xr.Dataset) -> xr.DataArray:
+    """Bulk radius g per seed: the `g` coordinate, else the analysis' `bulk_radius`."""
+    return results["g"] if "g" in results.variables else results["bulk_radius"]
+
+
+def seed_color(i: int) -> str:
+    return SEED_COLORS[i % len(SEED_COLORS)]
+
+
+def units(da: xr.DataArray, default: str = "dimensionless") -> str:
+    u = str(da.attrs.get("units", "1"))
+    return default if u in ("1", "") else u
