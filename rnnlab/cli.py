@@ -1,4 +1,4 @@
-"""Command line: `rnnlab run`, `rnnlab info`, `rnnlab analyze`.
+"""Command line: `rnnlab run`, `rnnlab sweep`, `rnnlab info`, `rnnlab analyze`.
 
 Every user error (bad config value, missing or foreign file, unusable device) ends with one line
 `rnnlab: error: ...` and exit status 2, before any output file is touched.
@@ -42,6 +42,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the full resolved config as commented TOML and exit",
     )
 
+    sweep = sub.add_parser("sweep", help="one run per grid point, on a dask.distributed cluster")
+    sweep.add_argument("config", nargs="?", help="TOML config file (default: embedded default)")
+    sweep.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one key for every run",
+    )
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=V1,V2",
+        help="values of one key (repeatable: the runs are the product)",
+    )
+    sweep.add_argument("-o", "--output", default="runs/sweep", help="directory of archives")
+    sweep.add_argument(
+        "--scheduler",
+        default="local",
+        help="local (LocalCluster), slurm (dask-jobqueue), or a scheduler address",
+    )
+    sweep.add_argument("--workers", type=int, default=2, help="workers of a local/SLURM cluster")
+    sweep.add_argument("--overwrite", action="store_true", help="replace existing archives")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
     info = sub.add_parser("info", help="dims, variables, config summary and final losses")
     info.add_argument("archive")
 
@@ -70,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, argv)
+        if args.command == "sweep":
+            return cmd_sweep(args, argv)
         if args.command == "info":
             return cmd_info(args)
         return cmd_analyze(args)
@@ -100,6 +129,28 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     path = run(cfg, args.output, overwrite=args.overwrite, progress=not args.quiet, command=command)
     if not args.quiet:
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
+    from rnnlab.sweep import sweep
+
+    if args.workers < 1:
+        raise RnnlabError(f"--workers must be >= 1, got {args.workers}")
+    command = "rnnlab " + " ".join(shlex.quote(a) for a in argv)
+    paths = sweep(
+        args.config,
+        args.overrides,
+        args.grid,
+        args.output,
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        command=command,
+    )
+    if not args.quiet:
+        print(f"wrote {len(paths)} archives to {args.output}")
     return 0
 
 

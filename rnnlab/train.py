@@ -253,9 +253,10 @@ class Trainer:
 
     def _record_curve(self, epoch: int, loss: torch.Tensor, mse: torch.Tensor) -> None:
         values = {"loss_curve": loss.cpu().numpy(), "mse_curve": mse.cpu().numpy()}
-        finite = np.isfinite(values["loss_curve"]) & torch.isfinite(self.net.J).flatten(1).all(
-            dim=1
-        ).cpu().numpy()
+        finite = (
+            np.isfinite(values["loss_curve"])
+            & torch.isfinite(self.net.J).flatten(1).all(dim=1).cpu().numpy()
+        )
         if not finite.all():
             bad = [s for s, ok in zip(self.cfg["seeds"], finite, strict=True) if not ok]
             raise FloatingPointError(

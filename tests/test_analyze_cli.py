@@ -11,8 +11,9 @@ import xarray as xr
 
 
 def rnnlab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rnnlab.cli", *args], capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnlab.cli", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.slow

@@ -93,8 +93,7 @@ def test_info_and_analyze_refuse_foreign_files(tmp_path):
 def test_diverging_run_fails_in_one_line_and_keeps_the_partial_archive(tmp_path):
     out = tmp_path / "nan.nc"
     bad = {"model.phi": "linear", "model.g": 60, "train.clip": 0, "train.optimizer": "sgd"}
-    res = rnnlab("run", *sets(**bad),
-                 "-o", str(out), "--quiet")
+    res = rnnlab("run", *sets(**bad), "-o", str(out), "--quiet")
     assert res.returncode != 0
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "not finite" in lines[0] and "seeds [0, 1]" in lines[0]
