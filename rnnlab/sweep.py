@@ -18,7 +18,7 @@ from rnnlab.errors import ConfigError
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
-    """`section.key=v1,v2,...` -> [(key, [v1, v2, ...])]; list values go in brackets: `[1,2];[3]`."""
+    """`section.key=v1,v2` -> [(key, [v1, v2])]; list values separated by `;`: `[1,2];[3]`."""
     grid = []
     for item in items:
         key, sep, values = item.partition("=")
