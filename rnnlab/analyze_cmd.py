@@ -12,8 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import xarray as xr
-
 from rnnlab.data.reader import open_archive
 from rnnlab.data.writer import can_create_in
 from rnnlab.errors import RnnlabError
@@ -38,24 +36,6 @@ def check_output_dir(outdir: Path, overwrite: bool) -> None:
         )
 
 
-def to_netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
-    """Complex variables -> float with a trailing `ri` dim, as in the archive."""
-    complex_coords = [n for n in ds.coords if ds[n].dtype.kind == "c" and n not in ds.dims]
-    out = ds.reset_coords(complex_coords)
-    for name, var in list(out.data_vars.items()):
-        if var.dtype.kind == "c":
-            ri = xr.concat([var.real, var.imag], dim="ri").transpose(*var.dims, "ri")
-            ri.attrs = {
-                **var.attrs,
-                "comment": "complex values: trailing dim 'ri' holds (real, imaginary)",
-            }
-            out[name] = ri
-    for name, var in list(out.variables.items()):
-        if var.dtype == object:
-            out[name] = var.astype(str)
-    return out
-
-
 def analyze_archives(
     archives: list[str],
     outdir: str | Path,
@@ -68,8 +48,7 @@ def analyze_archives(
     progress: bool = True,
 ) -> dict[str, Path]:
     """Analyse archives (files or directories) and write report.html, summary.md, analysis.nc."""
-    from rnnlab.analysis import analyze
-    from rnnlab.analysis.compute import compute
+    from rnnlab.analysis import analyze, compute, save_analysis
     from rnnlab.analysis.report import write_report
 
     if rank < 1:
@@ -86,7 +65,7 @@ def analyze_archives(
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
     try:
         written = write_report(ds, results, staging, png=png, quiet=not progress)
-        to_netcdf_ready(results).to_netcdf(staging / "analysis.nc")
+        save_analysis(results, staging / "analysis.nc")
         written["analysis"] = staging / "analysis.nc"
         outdir.mkdir(exist_ok=True)
         final: dict[str, Path] = {}

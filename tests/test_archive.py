@@ -192,3 +192,16 @@ def test_killed_run_keeps_finished_records_and_existing_archive(tmp_path, monkey
     assert n >= 3
     assert list(ds.epoch.values[:3]) == [0, 5, 10]
     assert np.all(np.isfinite(ds.J.isel(epoch=slice(0, n - 1)).values))
+
+
+def test_open_archive_computes_nothing(tiny_archive):
+    import dask
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("open_archive triggered a dask compute")
+
+    with dask.config.set(scheduler=refuse):
+        ds = rnnlab.open_archive([tiny_archive, tiny_archive])
+        assert isinstance(ds.eigvals.data, da.Array)
+        with pytest.raises(AssertionError, match="triggered a dask compute"):
+            ds.eigvals.values  # noqa: B018  (the scheduler is live: computing does fail)
