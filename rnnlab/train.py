@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from rnnlab.config import n_steps, washout_steps
 from rnnlab.cudagraph import GraphedStep
-from rnnlab.dynamics import run_dynamics
+from rnnlab.dynamics import Workspace, readout, run_dynamics
 from rnnlab.errors import ConfigError
 from rnnlab.model import init_params
 from rnnlab.tasks import batch_for_seeds, seed_generator
@@ -107,8 +107,13 @@ def forward(
     targets: torch.Tensor,
     cfg: dict[str, Any],
     noise: torch.Tensor | None = None,
+    workspace: Workspace | None = None,
 ) -> Forward:
-    """Simulate the trials of every seed and score them (MSE after the washout + regularisers)."""
+    """Simulate the trials of every seed and score them (MSE after the washout + regularisers).
+
+    With a `workspace` the fused kernel reuses its buffers across calls (the returned rates and
+    states are then overwritten by the next call that uses the same workspace).
+    """
     model, train = cfg["model"], cfg["train"]
     alpha = model["dt"] / model["tau"]
     s, b, t, _ = inputs.shape
@@ -118,8 +123,10 @@ def forward(
     h0 = torch.zeros(
         drive.shape[0], drive.shape[1], drive.shape[3], dtype=drive.dtype, device=drive.device
     )
-    rates, states = run_dynamics(net.J, drive, h0, alpha, model["phi"], fused=train["fused"])
-    outputs = torch.bmm(rates.reshape(s, b * t, -1), net.w).view(s, b, t, -1)
+    rates, states = run_dynamics(
+        net.J, drive, h0, alpha, model["phi"], fused=train["fused"], workspace=workspace
+    )
+    outputs = readout(rates, net.w)
     start = washout_steps(cfg)
     mse = (outputs[:, :, start:] - targets[:, :, start:]).pow(2).mean(dim=(1, 2, 3))
     loss = mse + regularizer(net.J, train["lambda_w"], train["lambda_bal"])
@@ -168,6 +175,7 @@ class Trainer:
         on_cuda = self.device.type == "cuda"
         self.optimizer = make_optimizer(cfg, self.net.parameters(), capturable=on_cuda)
         self._graphed: GraphedStep | None = None
+        self.workspace = Workspace() if cfg["train"]["fused"] else None
         seeds = cfg["seeds"]
         self.task_gens = [seed_generator(s, "task") for s in seeds]
         self.noise_gens = [seed_generator(s, "noise", self.device) for s in seeds]
@@ -198,7 +206,8 @@ class Trainer:
         Free of CPU synchronisation, so on CUDA the whole step is captured in one graph.
         """
         self.optimizer.zero_grad(set_to_none=True)
-        out = forward(self.net, inputs, targets, self.cfg, noise if noise.numel() else None)
+        noise_or_none = noise if noise.numel() else None
+        out = forward(self.net, inputs, targets, self.cfg, noise_or_none, self.workspace)
         out.loss.sum().backward()
         clip_per_seed(self.net.parameters(), self.cfg["train"]["clip"])
         self.optimizer.step()
@@ -289,7 +298,7 @@ class Trainer:
                 epoch,
                 {
                     "traj_output": ev.outputs.cpu().numpy(),
-                    "traj_rate": ev.rates.cpu().numpy(),
+                    "traj_rate": ev.rates.cpu().numpy().copy(),
                 },
             )
         return {"loss": loss, "mse": mse}
