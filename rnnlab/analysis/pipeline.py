@@ -1,0 +1,77 @@
+"""`analyze`: every analysis of an archive merged into one lazy Dataset."""
+
+from __future__ import annotations
+
+import xarray as xr
+
+from rnnlab.analysis._common import COL, ROW, AnalysisError, delta_j
+from rnnlab.analysis.alignment import alignment
+from rnnlab.analysis.clusters import cluster_stats
+from rnnlab.analysis.lowrank import imposed_strength, lowrank_fit, shrinkage
+from rnnlab.analysis.outliers import outliers
+from rnnlab.data.schema import SEED_SETTINGS
+
+__all__ = ["analyze", "group_epochs", "SCHEMA"]
+
+SCHEMA = "rnnlab-analysis/1"
+TASK_BYTES = 2.5 * 2**20
+
+
+def group_epochs(ds: xr.Dataset, epochs_per_task: int | None = None) -> xr.Dataset:
+    """Regroup dask chunks along `epoch` so one task holds several (seed, epoch) matrices.
+
+    The archive stores one matrix per chunk; with small matrices the dask graph (about 50 tasks
+    and ~100 kB of scheduler memory per chunk in `analyze`) then outweighs the data. None picks
+    about 2.5 MB of stored matrix per task (float32: N=500 -> 2 epochs, N=100 -> 65).
+    """
+    if "epoch" not in ds.dims or all(v.chunks is None for v in ds.data_vars.values()):
+        return ds  # (ds.chunks would raise for archives with mixed chunking)
+    if epochs_per_task is None:
+        n = ds.sizes.get(ROW, 1) * ds.sizes.get(COL, 1)
+        item = max((v.dtype.itemsize for v in ds.data_vars.values() if v.ndim >= 4), default=4)
+        epochs_per_task = max(1, int(TASK_BYTES // (n * item)))
+    if isinstance(epochs_per_task, bool) or not isinstance(epochs_per_task, int):
+        raise AnalysisError(f"epochs_per_task must be a positive integer, got {epochs_per_task!r}")
+    if epochs_per_task < 1:
+        raise AnalysisError(f"epochs_per_task must be a positive integer, got {epochs_per_task}")
+    out = ds.copy()
+    for name, var in ds.data_vars.items():
+        if "epoch" in var.dims and var.chunks is not None:
+            axis = var.get_axis_num("epoch")
+            out[name] = var.copy(data=var.data.rechunk({axis: epochs_per_task}))
+    return out
+
+
+def analyze(
+    ds: xr.Dataset, rank: int = 2, k: int = 2, *, epochs_per_task: int | None = None
+) -> xr.Dataset:
+    """Low-rank fit, shrinkage, alignment, imposed strength, outliers and clusters of an archive.
+
+    Parts whose inputs the archive lacks are left out (no J0: no shrinkage or clusters; no
+    eigvals: no outliers; no imposed_u/v: no imposed_strength). Per-run settings (g, b, lr, ...,
+    run) become coordinates along seed, for across_seeds(res, by="g"). Nothing is computed until
+    `.compute()` (or rnnlab.analysis.compute) is called on the result. Dask inputs are regrouped
+    to `epochs_per_task` matrices per task first (see group_epochs).
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise AnalysisError(f"analyze needs an xarray.Dataset, got {type(ds).__name__}")
+    ds = group_epochs(ds, epochs_per_task)
+    dj = delta_j(ds)
+    fit = lowrank_fit(dj, rank)
+    parts = [fit, alignment(fit, ds)]
+    if "J0" in ds:
+        parts.append(shrinkage(dj, ds["J0"], rank))
+        parts.append(cluster_stats(ds, k, fit=fit, rank=rank))
+    if {"imposed_u", "imposed_v"} <= set(ds.variables):
+        strength = imposed_strength(u=ds["imposed_u"], v=ds["imposed_v"], dJ=dj)
+        parts.append(strength.to_dataset())
+    if "eigvals" in ds:
+        parts.append(outliers(ds, fit=fit))
+    out = xr.merge(parts, compat="override", join="exact", combine_attrs="drop")
+    settings = [n for n in (*SEED_SETTINGS, "run") if n in ds.variables and n not in out.variables]
+    out = out.assign_coords({n: ds[n].reset_coords(drop=True) for n in settings})
+    out.attrs = {"rnnlab_schema": SCHEMA, "rank": rank, "clusters": k}
+    for key in ("sources", "title"):
+        if key in ds.attrs:
+            out.attrs[key] = ds.attrs[key]
+    return out
