@@ -32,7 +32,8 @@ def test_analyze_writes_report_summary_and_results(tiny_archive, tmp_path):
         assert {"m", "explained", "u", "v"} <= set(results.data_vars)
         assert results.sizes["seed"] == 2
         frac = results["explained_cum"].isel(rank=-1).values
-        assert np.all((frac > 0) & (frac <= 1 + 1e-6))
+        assert np.all(np.isnan(frac[:, 0]))  # dJ = 0 at epoch 0: nothing to explain
+        assert np.all((frac[:, 1:] > 0) & (frac[:, 1:] <= 1 + 1e-6))
     again = rnnlab("analyze", str(tiny_archive), "-o", str(out), "--quiet")
     assert again.returncode == 2 and "--overwrite" in again.stderr
     before = (out / "summary.md").read_bytes()
