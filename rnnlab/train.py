@@ -176,6 +176,7 @@ class Trainer:
         self.optimizer = make_optimizer(cfg, self.net.parameters(), capturable=on_cuda)
         self._graphed: GraphedStep | None = None
         self.workspace = Workspace() if cfg["train"]["fused"] else None
+        self.threads = torch.get_num_threads()
         seeds = cfg["seeds"]
         self.task_gens = [seed_generator(s, "task") for s in seeds]
         self.noise_gens = [seed_generator(s, "noise", self.device) for s in seeds]
@@ -219,6 +220,10 @@ class Trainer:
         if noise is None:
             noise = torch.empty(0, device=self.device)
         if self.device.type != "cuda":
+            busy = getattr(self.recorder, "busy", None)
+            threads = self.threads - 1 if busy is not None and busy() else self.threads
+            if threads != torch.get_num_threads():
+                torch.set_num_threads(max(1, threads))
             return self._update(inputs, targets, noise)
         if self._graphed is None:
             static = [inputs.clone(), targets.clone(), noise.clone()]
@@ -258,6 +263,8 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss.mean().item():.4g}")
         finally:
             bar.close()
+            if self.device.type == "cpu":
+                torch.set_num_threads(self.threads)
         return final
 
     def _record_curve(self, epoch: int, loss: torch.Tensor, mse: torch.Tensor) -> None:

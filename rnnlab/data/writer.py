@@ -20,6 +20,7 @@ from typing import Any
 import netCDF4
 import numpy as np
 
+from rnnlab.blas import set_blas_threads
 from rnnlab.config import to_toml
 from rnnlab.data.schema import COMPLEX_DIM, COORDS, SCHEMA_VERSION, SEED_SETTINGS, VARIABLES
 from rnnlab.errors import ArchiveError
@@ -298,25 +299,35 @@ class BackgroundWriter:
         self.error: BaseException | None = None
         self.curve_epochs: list[int] = []
         self.curve_rows: list[dict[str, np.ndarray]] = []
+        self._busy = False
         self.thread = threading.Thread(target=self._work, name="rnnlab-writer", daemon=True)
         self.thread.start()
 
     def _work(self) -> None:
+        set_blas_threads(1)  # one core for the writer; the trainer yields it one (see busy)
         while True:
             item = self.queue.get()
             if item is None:
                 return
-            if self.error is not None:
-                continue
-            method, args = item
+            self._busy = True
             try:
-                getattr(self.writer, method)(*args)
+                if self.error is None:
+                    method, args = item
+                    getattr(self.writer, method)(*args)
             except BaseException as exc:  # reported to the training thread
                 self.error = exc
+            finally:
+                self._busy = self.queue.qsize() > 0
+
+    def busy(self) -> bool:
+        """True while snapshots are pending: the trainer then leaves one CPU core to the writer
+        (two spinning OpenMP threads plus the writer on two cores stall every parallel region)."""
+        return self._busy
 
     def _submit(self, method: str, *args: Any) -> None:
         if self.error is not None:
             raise self.error
+        self._busy = True
         self.queue.put((method, args))
 
     def curve(self, epoch: int, values: dict[str, np.ndarray]) -> None:
