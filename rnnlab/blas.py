@@ -1,4 +1,4 @@
-"""Limit OpenBLAS threads at run time while dask runs one kernel per thread or process.
+"""Limit OpenBLAS threads at run time (dask tasks, the archive writer thread): no oversubscription.
 
 Measured here (2 cores, busy): a 500x500 SVD took 0.53 s with OpenBLAS's default 2 threads and
 0.18 s with 1, because parallel dask tasks and BLAS threads fight for the same cores. NumPy has

@@ -24,6 +24,7 @@ PHIS = ("tanh", "relu", "linear")
 # Per-step blocks (S*Bt*N elements) up to this size run single-threaded on the CPU: there an
 # OpenMP fork/join (tanh splits from 2048 elements on) costs more than the work it shares.
 SERIAL_STEP_NUMEL = 16384
+_GRAD_RATES = "grad_rates"  # workspace buffer that readout's backward lends to the kernel
 
 
 def _check_phi(phi: str) -> None:
@@ -51,12 +52,7 @@ def dphi_torch(x: Tensor, phi: str) -> Tensor:
     return torch.ones_like(x)
 
 
-def _phi_into(x: Tensor, phi: str, out: Tensor) -> None:
-    """out <- phi(x) without allocating."""
-    _ACT[phi](x, out=out)
-
-
-_ACT = {
+_ACT = {  # out <- phi(x) without allocating
     "tanh": torch.tanh,
     "relu": lambda x, out: torch.clamp(x, min=0.0, out=out),
     "linear": lambda x, out: out.copy_(x),
@@ -123,10 +119,12 @@ class Workspace:
     the memory); a training loop that passes the same workspace every epoch skips that. The
     (rates, states) a call returns live in the workspace and are overwritten by the next call;
     using an overwritten call's outputs in autograd raises an in-place modification error.
+    `readout(..., workspace=ws)` also writes the gradient w.r.t. the rates into a reused buffer.
     """
 
     def __init__(self) -> None:
         self._buffers: dict[str, Tensor] = {}
+        self._lent: set[str] = set()
 
     def get(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
         """A buffer `name` of `shape` with the dtype and device of `like` (reused if it fits)."""
@@ -140,6 +138,19 @@ class Workspace:
             buf = torch.empty(shape, dtype=like.dtype, device=like.device)
             self._buffers[name] = buf
         return buf
+
+    def lend(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """Like `get`, but while `name` is lent out (not given back) a fresh tensor is returned."""
+        if name in self._lent:
+            return torch.empty(shape, dtype=like.dtype, device=like.device)
+        self._lent.add(name)
+        return self.get(name, shape, like)
+
+    def give_back(self, name: str, tensor: Tensor | None = None) -> None:
+        """End the loan of `name` (only if `tensor`, when given, is that buffer)."""
+        buf = self._buffers.get(name)
+        if tensor is None or (buf is not None and tensor.data_ptr() == buf.data_ptr()):
+            self._lent.discard(name)
 
 
 def _buffer(ws: Workspace | None, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
@@ -171,10 +182,13 @@ class _FusedDynamics(torch.autograd.Function):
         # h_all[k] (T, S, Bt, N) is contiguous, so each step's GEMM accumulates in place.
         # r_all (S, T+1, Bt, N) holds r_{k-1} at [:, k] (r_{-1} = phi(h0)): time-major inside a
         # seed, so (S, T*Bt, N) is a view for the single dJ GEMM of the backward.
+        if ws is not None:  # a new call invalidates the previous call's graph: end its loans
+            ws.give_back(_GRAD_RATES)
         h_all = _buffer(ws, "h", (t_steps, s, bt, n), J)
         r_all = _buffer(ws, "r", (s, t_steps + 1, bt, n), J)
-        _phi_into(h0, phi, r_all[:, 0])
-        jt, lerp, act = J.transpose(1, 2), torch.lerp, _ACT[phi]
+        _ACT[phi](h0, out=r_all[:, 0])
+        # J^T stored transposed once: the per-step GEMM then reads a plain row-major operand.
+        jt, lerp, act = J.transpose(1, 2).contiguous(), torch.lerp, _ACT[phi]
         r_steps = r_all.unbind(1)  # views made once: per-step indexing costs as much as an op
         h_prev = h0
         with _step_threads(h0):
@@ -216,10 +230,11 @@ class _FusedDynamics(torch.autograd.Function):
         else:
             lam_steps[-1].mul_(g_steps[-1])
         baddbmm, add = torch.baddbmm, torch.add
-        with _step_threads(tmp):
-            for k in range(t_steps - 2, -1, -1):
-                lam_next, lam_k = lam_steps[k + 1], lam_steps[k]
-                baddbmm(g_steps[k], lam_next, J, alpha=alpha, out=tmp)  # g_k + a lambda_{k+1} J
+        with _step_threads(tmp):  # k = T-2 .. 0
+            for g_k, lam_k, lam_next in zip(
+                g_steps[-2::-1], lam_steps[-2::-1], lam_steps[:0:-1], strict=True
+            ):
+                baddbmm(g_k, lam_next, J, alpha=alpha, out=tmp)  # g_k + a lambda_{k+1} J
                 if not linear:
                     tmp.mul_(lam_k)  # * phi'(h_k)
                 add(tmp, lam_next, alpha=c, out=lam_k)  # + (1-a) lambda_{k+1}
@@ -234,6 +249,8 @@ class _FusedDynamics(torch.autograd.Function):
             lam_rows = lam.view(s, t_steps * bt, n)
             r_rows = r_all[:, :t_steps].reshape(s, t_steps * bt, n)
             grad_j = torch.bmm(lam_rows.transpose(1, 2), r_rows).mul_(alpha)
+        if ws is not None:  # the gradient w.r.t. the rates (if it is the lent buffer) is consumed
+            ws.give_back(_GRAD_RATES, grad_rates)
         grad_drive = None
         if need_drive:  # a lambda, as a (S, Bt, T, N) view; fresh memory if lam is reused
             grad_drive = (lam.mul_(alpha) if ws is None else lam * alpha).transpose(1, 2)
@@ -244,32 +261,44 @@ class _Readout(torch.autograd.Function):
     """y = rows @ w per seed; backward forms both gradients with MKL-friendly operand order."""
 
     @staticmethod
-    def forward(ctx, rows, w):
+    def forward(ctx, rows, w, ws):
         ctx.save_for_backward(rows, w)
+        ctx.ws = ws
         return torch.bmm(rows, w)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y):
         rows, w = ctx.saved_tensors
-        grad_rows = torch.bmm(grad_y, w.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        grad_rows = None
+        if ctx.needs_input_grad[0]:
+            shape = tuple(rows.shape)
+            if ctx.ws is None:
+                grad_rows = torch.empty(shape, dtype=rows.dtype, device=rows.device)
+            else:
+                grad_rows = ctx.ws.lend(_GRAD_RATES, shape, rows)
+            torch.bmm(grad_y, w.transpose(1, 2), out=grad_rows)
         grad_w = None
         if ctx.needs_input_grad[1]:  # (grad_y^T rows)^T: the skinny operand on the left is faster
             grad_w = torch.bmm(grad_y.transpose(1, 2), rows).transpose(1, 2)
-        return grad_rows, grad_w
+        return grad_rows, grad_w, None
 
 
-def readout(rates: Tensor, w: Tensor) -> Tensor:
+def readout(rates: Tensor, w: Tensor, *, workspace: Workspace | None = None) -> Tensor:
     """y = rates @ w per seed: (S, Bt, T, N), (S, N, O) -> (S, Bt, T, O), with no copy of rates.
 
     One bmm over whichever (trial, time) order is a view of `rates` (the fused kernel's outputs
     are time-major), so the gradient flows back in the layout the kernel reads step by step.
+    With the `workspace` of the `run_dynamics` call that made `rates`, that gradient is written
+    into a reused buffer (lent until the kernel's backward has consumed it; do not keep it).
     """
     if rates.dim() != 4 or w.dim() != 3 or w.shape[:2] != (rates.shape[0], rates.shape[3]):
         raise ValueError(
             f"readout needs rates (S, Bt, T, N) and w (S, N, O), got {tuple(rates.shape)} "
             f"and {tuple(w.shape)}"
         )
+    if workspace is not None and not isinstance(workspace, Workspace):
+        raise ValueError(f"workspace must be a rnnlab.dynamics.Workspace, got {type(workspace)}")
     s, n = rates.shape[0], rates.shape[3]
     for perm in ((0, 1, 2, 3), (0, 2, 1, 3)):
         x = rates.permute(perm)
@@ -277,9 +306,9 @@ def readout(rates: Tensor, w: Tensor) -> Tensor:
             rows = x.view(s, -1, n)
         except RuntimeError:
             continue
-        return _Readout.apply(rows, w).view(*x.shape[:3], w.shape[2]).permute(perm)
+        return _Readout.apply(rows, w, workspace).view(*x.shape[:3], w.shape[2]).permute(perm)
     rows = rates.reshape(s, -1, n)
-    return _Readout.apply(rows, w).view(*rates.shape[:3], w.shape[2])
+    return _Readout.apply(rows, w, workspace).view(*rates.shape[:3], w.shape[2])
 
 
 def run_dynamics(

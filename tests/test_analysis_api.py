@@ -14,7 +14,7 @@ from rnnlab.analysis.synthetic import Planted, planted, write_archive
 
 
 def run(obj):
-    """Compute with rnnlab's compute(): one BLAS thread per dask task (see analysis._blas)."""
+    """Compute with rnnlab's compute(): one BLAS thread per dask task (see rnnlab.blas)."""
     return ra.compute(obj, progress=False)
 
 

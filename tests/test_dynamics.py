@@ -58,6 +58,16 @@ def test_fused_matches_plain_loop(phi, which):
         torch.testing.assert_close(g_fus[name], g_ref[name], rtol=1e-6, atol=1e-12)
 
 
+@pytest.mark.parametrize("t", [1, 2])
+def test_fused_matches_plain_loop_for_one_or_two_steps(t):
+    J, drive, h0 = make_inputs(t=t)
+    which = ("J", "drive", "h0")
+    _, _, g_ref = grads(J, drive, h0, "tanh", fused=False, which=which, washout=0)
+    _, _, g_fus = grads(J, drive, h0, "tanh", fused=True, which=which, washout=0)
+    for name in which:
+        torch.testing.assert_close(g_fus[name], g_ref[name], rtol=1e-6, atol=1e-12)
+
+
 @pytest.mark.parametrize("phi", PHIS)
 def test_washout_mask_zeroes_late_drive_gradient_only(phi):
     # The loss ignores steps < 5 but they still drive later steps: their drive gradient is
@@ -202,6 +212,31 @@ def test_workspace_reuses_buffers_and_changes_nothing(phi):
     assert ptrs[0] == ptrs[1]  # the second call wrote into the first call's buffers
 
 
+@pytest.mark.parametrize("n_readouts", [1, 2])
+def test_readout_workspace_gives_the_same_gradients(n_readouts):
+    # With two readouts of the same rates sharing a workspace, the second must not reuse the
+    # gradient buffer the first one lent out.
+    J, drive, h0 = make_inputs(dtype=torch.float32)
+    gen = torch.Generator().manual_seed(4)
+    w = torch.randn(J.shape[0], J.shape[1], 2, generator=gen)
+    target = torch.randn(*drive.shape[:3], 2, generator=gen)
+
+    def epoch(ws):
+        leaves = [x.clone().requires_grad_() for x in (J, w)]
+        rates, _ = run_dynamics(leaves[0], drive, h0, 0.2, "tanh", workspace=ws)
+        loss = sum(
+            (readout(rates, (i + 1) * leaves[1], workspace=ws) - target).square().mean()
+            for i in range(n_readouts)
+        )
+        return torch.autograd.grad(loss, leaves)
+
+    expected = epoch(None)
+    ws = Workspace()
+    for _ in range(3):
+        for got, exp in zip(epoch(ws), expected, strict=True):
+            torch.testing.assert_close(got, exp, rtol=1e-6, atol=1e-7)
+
+
 def test_backward_through_an_overwritten_workspace_call_raises():
     J, drive, h0 = make_inputs()
     J.requires_grad_()
@@ -328,3 +363,47 @@ def test_cuda_graph_replays_the_eager_training_step():
     (l_eager, j_eager), (l_graph, j_graph) = results
     assert l_graph == pytest.approx(l_eager, rel=1e-5)
     torch.testing.assert_close(j_graph, j_eager, rtol=1e-5, atol=1e-6)
+
+
+def load_benchmark():
+    """benchmarks/train_speed.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
+    spec = importlib.util.spec_from_file_location("rnnlab_bench_train_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_script_runs_and_reports_consistent_numbers(capsys):
+    import json
+
+    bench = load_benchmark()
+    bench.main(["--shapes", "2,8,3,6", "--repeats", "2", "--warmup", "1", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    (row,) = report["rows"]
+    assert (row["S"], row["N"], row["Bt"], row["T"]) == (2, 8, 3, 6)
+    assert row["speedup"] == pytest.approx(row["plain_ms"] / row["fused_ms"])
+    flops = 3 * 2 * 2 * 8**2 * 3 * 6
+    assert row["fused_gflops"] == pytest.approx(flops / row["fused_ms"] / 1e6)
+    assert row["graphed"] is False
+    bench.main(["--shapes", "2,8,3,6", "--repeats", "1", "--warmup", "1"])
+    assert "| 2 | 8 | 3 | 6 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--shapes", "2,8,3"])
+
+
+def test_benchmark_fused_step_trains_like_the_plain_step():
+    bench = load_benchmark()
+    losses = {}
+    for fused in (False, True):
+        p = bench.make_problem((2, 8, 3, 6), torch.device("cpu"))
+        losses[fused] = [
+            float(bench.train_step(p, p.drive, p.target, fused=fused)) for _ in range(4)
+        ]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+    assert losses[True][-1] < losses[True][0]

@@ -4,7 +4,7 @@ netCDF-C keeps a 64 MiB chunk cache per variable per open file; on a lazy pass o
 that cache, not the data, set the peak memory. It is a per-process setting read when a file is
 opened, so it is set here in this process, in every process-pool worker (initializer) and on
 every distributed worker (a worker plugin), before any of them opens a file. Local schedulers
-also run with one OpenBLAS thread per task (see _blas); distributed's nanny already does that.
+also run with one OpenBLAS thread per task (see rnnlab.blas); distributed's nanny already does that.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import dask
 import netCDF4
 
-from rnnlab.analysis._blas import blas_env, limit_blas_threads, set_blas_threads
+from rnnlab.blas import blas_env, limit_blas_threads, set_blas_threads
 from rnnlab.analysis._common import AnalysisError
 
 __all__ = ["CHUNK_CACHE_BYTES", "set_chunk_cache", "compute", "make_client"]

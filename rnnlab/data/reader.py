@@ -12,7 +12,7 @@ from pathlib import Path
 import netCDF4
 import xarray as xr
 
-from rnnlab.data.schema import COMPLEX_DIM, SCHEMA_VERSION
+from rnnlab.data.schema import COMPLEX_DIM, SCHEMA_VERSION, SEED_SETTINGS
 from rnnlab.errors import ArchiveError
 
 SMALL_CHUNK_CACHE_BYTES = 4 * 2**20
@@ -100,7 +100,8 @@ def open_one(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
     check_archive(path, allow_incomplete)
     set_small_chunk_cache()
     ds = xr.open_dataset(path, engine="netcdf4", chunks=None, cache=False)
-    ds = _chunk(ds)
+    settings = [name for name in ("run", *SEED_SETTINGS) if name in ds.data_vars]
+    ds = _chunk(ds.set_coords(settings))
     ds = as_complex(ds)
     ds.encoding["source"] = str(path)
     return ds

@@ -144,13 +144,9 @@ class ArchiveWriter:
         self._coord("time", np.asarray(static["time"], dtype="f8"))
         for name in ("epoch", "curve_epoch", "traj_epoch"):
             self._coord(name, None)
-        for name, labels in (("input", static["input_names"]), ("output", static["output_names"])):
-            var = ds.createVariable(name, str, (name,))
-            var.long_name = f"{name} channel"
-            var[:] = np.asarray(labels, dtype=object)
-        run = ds.createVariable("run", str, ("seed",))
-        run.long_name = "run name"
-        run[:] = np.asarray([cfg["name"]] * len(seeds), dtype=object)
+        self._labels("input", "input", static["input_names"], "input channel")
+        self._labels("output", "output", static["output_names"], "output channel")
+        self._labels("run", "seed", [cfg["name"]] * len(seeds), "run name")
         for coord, (section, key) in SEED_SETTINGS.items():
             node = cfg
             for part in section.split("."):
@@ -159,6 +155,7 @@ class ArchiveWriter:
             var.long_name = f"config {section}.{key}"
             var.units = "1"
             var[:] = np.full(len(seeds), float(node[key]))
+        ds.setncattr("coordinates", " ".join(["run", *SEED_SETTINGS]))
         self._create_variables(static)
         self.J0 = np.asarray(static["J0"], dtype=np.float32)
         self._put("J0", self.J0)
@@ -170,6 +167,19 @@ class ArchiveWriter:
             self._put("imposed_v", static["imposed_v"])
         ds.variables["crossing_epoch"][:] = np.full(len(seeds), np.nan)
         ds.sync()
+
+    def _labels(self, name: str, dim: str, labels: list[str], long_name: str) -> None:
+        """Strings as a UTF-8 char array: variable-length strings make a second open of the
+        same file crash netCDF/HDF5 (netcdf4-python#1444); xarray decodes these to str."""
+        encoded = [label.encode("utf-8") for label in labels]
+        width = max(1, *(len(e) for e in encoded))
+        strlen = f"{name}_strlen"
+        self.ds.createDimension(strlen, width)
+        var = self.ds.createVariable(name, "S1", (dim, strlen))
+        var.long_name = long_name
+        var._Encoding = "utf-8"
+        var.set_auto_chartostring(False)
+        var[:] = netCDF4.stringtochar(np.array(encoded, dtype=f"S{width}"))
 
     def _coord(self, name: str, values: np.ndarray | None) -> None:
         spec = COORDS[name]
