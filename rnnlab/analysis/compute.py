@@ -15,8 +15,8 @@ from typing import Any
 import dask
 import netCDF4
 
-from rnnlab.blas import blas_env, limit_blas_threads, set_blas_threads
 from rnnlab.analysis._common import AnalysisError
+from rnnlab.blas import blas_env, limit_blas_threads, set_blas_threads
 
 __all__ = ["CHUNK_CACHE_BYTES", "set_chunk_cache", "compute", "make_client"]
 
