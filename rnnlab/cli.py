@@ -16,6 +16,19 @@ from rnnlab.errors import RnnlabError
 EXIT_USAGE = 2
 
 
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The config file and `--set` overrides, shared by `run` and `sweep`."""
+    parser.add_argument("config", nargs="?", help="TOML config file (default: embedded default)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config key (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rnnlab",
@@ -24,15 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train (the embedded default config when none is given)")
-    run.add_argument("config", nargs="?", help="TOML config file (default: embedded default)")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one config key (repeatable)",
-    )
+    add_config_arguments(run)
     run.add_argument("-o", "--output", help="archive path (default: runs/<name>.nc)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing archive")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -43,15 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sweep = sub.add_parser("sweep", help="one run per grid point, on a dask.distributed cluster")
-    sweep.add_argument("config", nargs="?", help="TOML config file (default: embedded default)")
-    sweep.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one key for every run",
-    )
+    add_config_arguments(sweep)
     sweep.add_argument(
         "--grid",
         action="append",

@@ -59,16 +59,12 @@ _ACT = {  # out <- phi(x) without allocating
 }
 
 
-def _dphi_from_rates(rates: Tensor, phi: str, out: Tensor) -> None:
-    """out <- phi'(h) computed from r = phi(h) (tanh: 1 - r^2, relu: r > 0)."""
+def _dphi_from_rates(rates: Tensor, phi: str, out: Tensor, one: Tensor | None = None) -> None:
+    """out <- phi'(h) computed from r = phi(h) (tanh: 1 - r^2 with `one` a 0-dim 1, relu: r > 0)."""
     if phi == "tanh":
-        torch.addcmul(
-            torch.ones((), dtype=rates.dtype, device=rates.device),
-            rates,
-            rates,
-            value=-1.0,
-            out=out,
-        )
+        if one is None:
+            one = torch.ones((), dtype=rates.dtype, device=rates.device)
+        torch.addcmul(one, rates, rates, value=-1.0, out=out)
     elif phi == "relu":
         torch.gt(rates, 0, out=out)
     else:
@@ -190,15 +186,25 @@ class _FusedDynamics(torch.autograd.Function):
         # J^T stored transposed once: the per-step GEMM then reads a plain row-major operand.
         jt, lerp, act = J.transpose(1, 2).contiguous(), torch.lerp, _ACT[phi]
         r_steps = r_all.unbind(1)  # views made once: per-step indexing costs as much as an op
+        # With large step blocks, phi'(h_k) is written while r_k is still in cache (one pass over
+        # memory less than computing it in the backward); lam then receives lambda in place.
+        lam = None
+        if phi != "linear" and any(ctx.needs_input_grad[:3]) and h0.numel() > SERIAL_STEP_NUMEL:
+            lam = _buffer(ws, "lam", (s, t_steps, bt, n), J)
+        d_steps = lam.unbind(1) if lam is not None else (None,) * t_steps
+        one = torch.ones((), dtype=J.dtype, device=J.device)
         h_prev = h0
         with _step_threads(h0):
-            for h_k, r_prev, r_k, d_k in zip(
-                h_all.unbind(0), r_steps[:-1], r_steps[1:], drive.unbind(2), strict=True
+            for h_k, r_prev, r_k, d_k, dphi_k in zip(
+                h_all.unbind(0), r_steps[:-1], r_steps[1:], drive.unbind(2), d_steps, strict=True
             ):
                 lerp(h_prev, d_k, alpha, out=h_k)  # (1-a) h_{k-1} + a drive_k
                 h_k.baddbmm_(r_prev, jt, alpha=alpha)  # + a r_{k-1} J^T
                 act(h_k, out=r_k)
+                if dphi_k is not None:
+                    _dphi_from_rates(r_k, phi, dphi_k, one)
                 h_prev = h_k
+        ctx.lam_holds_dphi, ctx.lam = lam is not None, lam
         ctx.save_for_backward(J, h0, r_all)
         ctx.alpha, ctx.phi, ctx.ws = alpha, phi, ws
         ctx.set_materialize_grads(False)
@@ -219,10 +225,12 @@ class _FusedDynamics(torch.autograd.Function):
         need_j, need_drive, need_h0 = ctx.needs_input_grad[:3]
         s, t1, bt, n = r_all.shape
         t_steps, c, linear = t1 - 1, 1.0 - alpha, phi == "linear"
-        # lam[:, k] first holds phi'(h_k) and is overwritten by lambda_k right after it is read.
-        lam = _buffer(ws, "lam", (s, t_steps, bt, n), J)
-        if not linear:
+        # lam[:, k] first holds phi'(h_k) and is overwritten by lambda_k right after it is read
+        # (a second backward through the same graph recomputes phi' from the saved rates).
+        lam = ctx.lam if ctx.lam is not None else _buffer(ws, "lam", (s, t_steps, bt, n), J)
+        if not linear and not ctx.lam_holds_dphi:
             _dphi_from_rates(r_all[:, 1:], phi, lam)
+        ctx.lam_holds_dphi = False
         tmp = _buffer(ws, "tmp", (s, bt, n), J)
         g_steps, lam_steps = grad_rates.unbind(2), lam.unbind(1)
         if linear:  # lambda_{T-1} = phi'(h) g_{T-1}

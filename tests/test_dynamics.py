@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from rnnlab import dynamics
 from rnnlab.cudagraph import GraphedStep
 from rnnlab.dynamics import PHIS, Workspace, dphi_torch, phi_torch, readout, run_dynamics
 
@@ -42,11 +43,20 @@ def grads(J, drive, h0, phi, fused, which, washout=5, alpha=0.2):
     return rates.detach(), states, dict(zip(which, got, strict=True))
 
 
+@pytest.fixture(params=["small-step path", "large-step path"])
+def step_path(request, monkeypatch):
+    """Run a test on both code paths of the kernel: blocks up to SERIAL_STEP_NUMEL elements
+    (single-threaded, phi' formed in the backward) and larger ones (phi' formed in the forward)."""
+    if request.param == "large-step path":
+        monkeypatch.setattr(dynamics, "SERIAL_STEP_NUMEL", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("phi", PHIS)
 @pytest.mark.parametrize(
     "which", [("J",), ("J", "drive"), ("drive", "h0"), ("h0",), ("J", "drive", "h0")]
 )
-def test_fused_matches_plain_loop(phi, which):
+def test_fused_matches_plain_loop(phi, which, step_path):
     J, drive, h0 = make_inputs()
     r_ref, s_ref, g_ref = grads(J, drive, h0, phi, fused=False, which=which)
     r_fus, s_fus, g_fus = grads(J, drive, h0, phi, fused=True, which=which)
@@ -81,7 +91,7 @@ def test_washout_mask_zeroes_late_drive_gradient_only(phi):
 
 
 @pytest.mark.parametrize("phi", PHIS)
-def test_float32_fused_matches_plain(phi):
+def test_float32_fused_matches_plain(phi, step_path):
     J, drive, h0 = make_inputs(dtype=torch.float32)
     r_ref, _, g_ref = grads(J, drive, h0, phi, fused=False, which=("J", "drive", "h0"))
     r_fus, _, g_fus = grads(J, drive, h0, phi, fused=True, which=("J", "drive", "h0"))
@@ -92,7 +102,7 @@ def test_float32_fused_matches_plain(phi):
 
 
 @pytest.mark.parametrize("phi", PHIS)
-def test_gradcheck_against_finite_differences(phi):
+def test_gradcheck_against_finite_differences(phi, step_path):
     J, drive, h0 = make_inputs(s=2, bt=2, t=6, n=4, seed=3)
     J, drive, h0 = (x.requires_grad_() for x in (J, drive, h0))
 
@@ -103,7 +113,7 @@ def test_gradcheck_against_finite_differences(phi):
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_seeds_are_independent(fused):
+def test_seeds_are_independent(fused, step_path):
     J, drive, h0 = make_inputs(s=3)
     J2 = J.clone()
     J2[0] += 0.3 * torch.randn(J.shape[1:], dtype=F64, generator=torch.Generator().manual_seed(1))
@@ -193,7 +203,7 @@ def test_readout_gradient_matches_finite_differences():
 
 
 @pytest.mark.parametrize("phi", PHIS)
-def test_workspace_reuses_buffers_and_changes_nothing(phi):
+def test_workspace_reuses_buffers_and_changes_nothing(phi, step_path):
     J, drive, h0 = make_inputs()
     which = ("J", "drive", "h0")
     r_ref, s_ref, g_ref = grads(J, drive, h0, phi, fused=True, which=which)
