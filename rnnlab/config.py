@@ -81,7 +81,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "fused": Key("bool", True, "fused BPTT (custom backward); false: plain autograd loop"),
     },
     "record": {
-        "every": Key("int", 10, "snapshot every k epochs (epoch 0 and the last always kept)"),
+        "every": Key("int", 20, "snapshot every k epochs (epoch 0 and the last always kept)"),
         "trajectories_every": Key("int", 50, "store evaluation trajectories every k epochs"),
         "n_eval_trials": Key("int", 8, "fixed evaluation trials per seed"),
         "store": Key("str", "both", "which matrices to write: both, J or dJ", ("both", "J", "dJ")),

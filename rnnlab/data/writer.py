@@ -244,9 +244,11 @@ class ArchiveWriter:
         v["row_mean"][:, i] = J.mean(axis=2)
         v["col_mean"][:, i] = J.mean(axis=1)
         J64 = J.astype(np.float64)
-        v["eigvals"][:, i] = to_ri(sorted_eigvals(J64))
-        d0 = np.full(J.shape[:2], dphi_at_origin(self.phi))
-        v["eigvals_jac0"][:, i] = to_ri(sorted_eigvals(jacobian(J64, d0)))
+        eigs = sorted_eigvals(J64)
+        v["eigvals"][:, i] = to_ri(eigs)
+        # at the origin every slope is phi'(0): the Jacobian's eigenvalues are phi'(0) lambda - 1
+        # (same order: a positive scale and a shift keep the descending real part)
+        v["eigvals_jac0"][:, i] = to_ri(dphi_at_origin(self.phi) * eigs - 1.0)
         dh = dphi_numpy(values["h_mean"].astype(np.float64), self.phi)
         v["eigvals_jac"][:, i] = to_ri(sorted_eigvals(jacobian(J64, dh)))
         self.n_epoch += 1
