@@ -173,7 +173,7 @@ class _FusedDynamics(torch.autograd.Function):
     """Forward without a graph (rates saved), backward by the adjoint recursion."""
 
     @staticmethod
-    def forward(ctx, J, drive, h0, alpha, phi, ws):
+    def forward(ctx, J, drive, h0, alpha, phi, ws, grad_wanted):
         s, bt, t_steps, n = drive.shape
         # h_all[k] (T, S, Bt, N) is contiguous, so each step's GEMM accumulates in place.
         # r_all (S, T+1, Bt, N) holds r_{k-1} at [:, k] (r_{-1} = phi(h0)): time-major inside a
@@ -189,7 +189,7 @@ class _FusedDynamics(torch.autograd.Function):
         # With large step blocks, phi'(h_k) is written while r_k is still in cache (one pass over
         # memory less than computing it in the backward); lam then receives lambda in place.
         lam = None
-        if phi != "linear" and any(ctx.needs_input_grad[:3]) and h0.numel() > SERIAL_STEP_NUMEL:
+        if phi != "linear" and grad_wanted and h0.numel() > SERIAL_STEP_NUMEL:
             lam = _buffer(ws, "lam", (s, t_steps, bt, n), J)
         d_steps = lam.unbind(1) if lam is not None else (None,) * t_steps
         one = torch.ones((), dtype=J.dtype, device=J.device)
@@ -220,7 +220,7 @@ class _FusedDynamics(torch.autograd.Function):
     def backward(ctx, grad_rates, _grad_states):
         J, h0, r_all = ctx.saved_tensors
         if grad_rates is None:  # the loss does not depend on the rates
-            return None, None, None, None, None, None
+            return None, None, None, None, None, None, None
         alpha, phi, ws = ctx.alpha, ctx.phi, ctx.ws
         need_j, need_drive, need_h0 = ctx.needs_input_grad[:3]
         s, t1, bt, n = r_all.shape
@@ -262,7 +262,7 @@ class _FusedDynamics(torch.autograd.Function):
         grad_drive = None
         if need_drive:  # a lambda, as a (S, Bt, T, N) view; fresh memory if lam is reused
             grad_drive = (lam.mul_(alpha) if ws is None else lam * alpha).transpose(1, 2)
-        return grad_j, grad_drive, grad_h0, None, None, None
+        return grad_j, grad_drive, grad_h0, None, None, None, None
 
 
 class _Readout(torch.autograd.Function):
@@ -343,4 +343,5 @@ def run_dynamics(
         raise ValueError(f"workspace must be a rnnlab.dynamics.Workspace, got {type(workspace)}")
     if not fused:
         return _plain(J, drive, h0, alpha, phi)
-    return _FusedDynamics.apply(J, drive, h0, alpha, phi, workspace)
+    grad_wanted = torch.is_grad_enabled() and any(t.requires_grad for t in (J, drive, h0))
+    return _FusedDynamics.apply(J, drive, h0, alpha, phi, workspace, grad_wanted)

@@ -126,7 +126,7 @@ def forward(
     rates, states = run_dynamics(
         net.J, drive, h0, alpha, model["phi"], fused=train["fused"], workspace=workspace
     )
-    outputs = readout(rates, net.w)
+    outputs = readout(rates, net.w, workspace=workspace)
     start = washout_steps(cfg)
     mse = (outputs[:, :, start:] - targets[:, :, start:]).pow(2).mean(dim=(1, 2, 3))
     loss = mse + regularizer(net.J, train["lambda_w"], train["lambda_bal"])

@@ -247,6 +247,18 @@ def test_readout_workspace_gives_the_same_gradients(n_readouts):
             torch.testing.assert_close(got, exp, rtol=1e-6, atol=1e-7)
 
 
+def test_evaluation_without_grad_skips_the_adjoint_buffer(monkeypatch):
+    monkeypatch.setattr(dynamics, "SERIAL_STEP_NUMEL", 0)  # the path that fills it in forward
+    J, drive, h0 = make_inputs()
+    J.requires_grad_()
+    ws = Workspace()
+    with torch.no_grad():
+        run_dynamics(J, drive, h0, 0.2, "tanh", workspace=ws)
+    assert "lam" not in ws._buffers
+    run_dynamics(J, drive, h0, 0.2, "tanh", workspace=ws)
+    assert "lam" in ws._buffers
+
+
 def test_backward_through_an_overwritten_workspace_call_raises():
     J, drive, h0 = make_inputs()
     J.requires_grad_()
