@@ -20,7 +20,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-PHIS = ("tanh", "relu", "linear")
+from rnnlab.config import PHIS
+
 # Per-step blocks (S*Bt*N elements) up to this size run single-threaded on the CPU: there an
 # OpenMP fork/join (tanh splits from 2048 elements on) costs more than the work it shares.
 SERIAL_STEP_NUMEL = 16384

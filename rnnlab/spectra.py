@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
 
+from rnnlab.config import PHIS
 from rnnlab.theory import EDGE_MARGIN, bulk_radius
 
 __all__ = [
@@ -26,8 +27,6 @@ __all__ = [
     "outlier_tracks",
     "sorted_eigvals",
 ]
-
-PHIS = ("tanh", "relu", "linear")
 
 
 def _check_phi(phi: str) -> None:
