@@ -45,7 +45,8 @@ def outliers(
 
     `outlier`, `outlier_meanfield`, `outlier_exact` (seed, epoch, outlier) share slots: a
     prediction sits in the slot of the measured outlier it matches (within the bulk edge),
-    otherwise in an empty slot. slots defaults to rank + 2 (learned, -b and imposed outliers).
+    otherwise in an empty slot. slots defaults to 2 rank + 4: each learned rank can give a
+    complex pair, plus -b, the imposed outlier and room for the matching to keep its curves.
     Also n_outliers, max_re_jac (seed, epoch), crossing_epoch, bulk_radius (seed). g comes from
     the `g` variable or coordinate, else sqrt(N) std(J0). exact=False skips the exact roots.
     """
@@ -54,7 +55,7 @@ def outliers(
         raise AnalysisError("outliers needs an 'epoch' dimension to track outliers")
     fit = lowrank_fit(delta_j(ds), rank) if fit is None else fit
     require_vars(fit, ["m", "u", "v"], "fit (from lowrank_fit)")
-    slots = fit.sizes["rank"] + 2 if slots is None else slots
+    slots = 2 * fit.sizes["rank"] + 4 if slots is None else slots
     if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
         raise AnalysisError(f"slots must be a positive integer, got {slots!r}")
     has_jac = "eigvals_jac" in ds
