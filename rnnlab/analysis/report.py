@@ -16,6 +16,7 @@ import xarray as xr
 
 from rnnlab.analysis import plots, summary
 from rnnlab.analysis.page import render_html
+from rnnlab.data.ri import from_ri
 from rnnlab.errors import RnnlabError
 
 REQUIRED_ARCHIVE = tuple(
@@ -33,14 +34,6 @@ MAX_FRAMES = 12
 
 class ReportError(RnnlabError, ValueError):
     """The inputs of `write_report` cannot make a report (the message says why)."""
-
-
-def _complexify(ds: xr.Dataset) -> xr.Dataset:
-    """Variables (data or coordinates) with a trailing `ri` dim of length 2 -> complex."""
-    for name in [n for n, v in ds.variables.items() if v.dims and v.dims[-1] == "ri"]:
-        if ds.sizes["ri"] == 2:
-            ds[name] = ds[name].isel(ri=0) + 1j * ds[name].isel(ri=1)
-    return ds.drop_dims("ri", errors="ignore")
 
 
 def _check(ds: xr.Dataset, names, what: str) -> None:
@@ -70,7 +63,7 @@ def prepare(archive: xr.Dataset, results: xr.Dataset) -> tuple[xr.Dataset, xr.Da
     arch = arch.isel(traj_epoch=[-1])
     keep = [n for n in REQUIRED_RESULTS + OPTIONAL_RESULTS if n in results.variables]
     res = results[keep]
-    arch, res = _complexify(arch).load(), _complexify(res).load()
+    arch, res = from_ri(arch).load(), from_ri(res).load()
     # g (the bulk radius of theory) for every seed: the archive's g, else the analysis' bulk edge
     g = archive["g"].sel(seed=seeds) if "g" in archive.variables else res["bulk_radius"]
     g = ("seed", np.asarray(g.values, dtype=float))

@@ -12,7 +12,8 @@ from pathlib import Path
 import netCDF4
 import xarray as xr
 
-from rnnlab.data.schema import COMPLEX_DIM, SCHEMA_VERSION, SEED_SETTINGS
+from rnnlab.data.ri import from_ri
+from rnnlab.data.schema import SCHEMA_VERSION, SEED_SETTINGS
 from rnnlab.errors import ArchiveError
 
 SMALL_CHUNK_CACHE_BYTES = 4 * 2**20
@@ -69,17 +70,6 @@ def check_archive(path: Path, allow_incomplete: bool = False) -> dict[str, objec
     return attrs
 
 
-def as_complex(ds: xr.Dataset) -> xr.Dataset:
-    """Turn every float variable with a trailing `ri` dim into a complex variable (lazily)."""
-    out = ds.copy()
-    for name, var in ds.data_vars.items():
-        if var.dims and var.dims[-1] == COMPLEX_DIM:
-            value = var.isel({COMPLEX_DIM: 0}) + 1j * var.isel({COMPLEX_DIM: 1})
-            value.attrs = {k: v for k, v in var.attrs.items() if k != "comment"}
-            out[name] = value
-    return out.drop_dims(COMPLEX_DIM, errors="ignore")
-
-
 def _chunk(ds: xr.Dataset) -> xr.Dataset:
     """Matrices one (seed, epoch) per chunk; everything else one chunk per seed."""
     out = ds.copy()
@@ -102,7 +92,7 @@ def open_one(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
     ds = xr.open_dataset(path, engine="netcdf4", chunks=None, cache=False)
     settings = [name for name in ("run", *SEED_SETTINGS) if name in ds.data_vars]
     ds = _chunk(ds.set_coords(settings))
-    ds = as_complex(ds)
+    ds = from_ri(ds)
     ds.encoding["source"] = str(path)
     return ds
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rnnlab.data.ri import RI
+
 SCHEMA_VERSION = "rnnlab-archive/1"
 UNLIMITED = ("epoch", "curve_epoch", "traj_epoch")
-COMPLEX_DIM = "ri"
+COMPLEX_DIM = RI  # one name for the (real, imaginary) dim: rnnlab.data.ri
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import numpy as np
 
 from rnnlab.blas import set_blas_threads
 from rnnlab.config import to_toml
+from rnnlab.data.ri import pairs
 from rnnlab.data.schema import COMPLEX_DIM, COORDS, SCHEMA_VERSION, SEED_SETTINGS, VARIABLES
 from rnnlab.errors import ArchiveError
 from rnnlab.spectra import dphi_at_origin, dphi_numpy, jacobian, sorted_eigvals
@@ -72,12 +73,6 @@ def versions() -> dict[str, str]:
         "xarray_version": version("xarray"),
         "netcdf4_version": netCDF4.__version__,
     }
-
-
-def to_ri(values: np.ndarray) -> np.ndarray:
-    """Complex array -> float array with a trailing (real, imaginary) axis."""
-    values = np.asarray(values)
-    return np.stack([values.real, values.imag], axis=-1)
 
 
 class ArchiveWriter:
@@ -247,12 +242,12 @@ class ArchiveWriter:
         v["col_mean"][:, i] = J.mean(axis=1)
         J64 = J.astype(np.float64)
         eigs = sorted_eigvals(J64)
-        v["eigvals"][:, i] = to_ri(eigs)
+        v["eigvals"][:, i] = pairs(eigs)
         # at the origin every slope is phi'(0): the Jacobian's eigenvalues are phi'(0) lambda - 1
         # (same order: a positive scale and a shift keep the descending real part)
-        v["eigvals_jac0"][:, i] = to_ri(dphi_at_origin(self.phi) * eigs - 1.0)
+        v["eigvals_jac0"][:, i] = pairs(dphi_at_origin(self.phi) * eigs - 1.0)
         dh = dphi_numpy(values["h_mean"].astype(np.float64), self.phi)
-        v["eigvals_jac"][:, i] = to_ri(sorted_eigvals(jacobian(J64, dh)))
+        v["eigvals_jac"][:, i] = pairs(sorted_eigvals(jacobian(J64, dh)))
         self.n_epoch += 1
         self.ds.sync()
 
@@ -266,7 +261,7 @@ class ArchiveWriter:
         for name in rows[0]:
             stacked = np.stack([r[name] for r in rows], axis=1)
             if np.iscomplexobj(stacked):
-                stacked = to_ri(stacked)
+                stacked = pairs(stacked)
             v[name][:, i : i + k] = stacked
         self.n_curve += k
 
