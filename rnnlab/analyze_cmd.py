@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from rnnlab.data.reader import open_archive
-from rnnlab.data.writer import can_create_in
+from rnnlab.data.writer import unwritable_ancestor
 from rnnlab.errors import RnnlabError
 
 REPORT_FILES = ("report.html", "summary.md", "analysis.nc")
@@ -27,13 +27,9 @@ def check_output_dir(outdir: Path, overwrite: bool) -> None:
         clash = [name for name in REPORT_FILES if (outdir / name).exists()]
         if clash:
             raise RnnlabError(f"{outdir} already holds a report ({clash[0]}); pass --overwrite")
-    ancestor = outdir.resolve()
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not can_create_in(ancestor):
-        raise RnnlabError(
-            f"cannot write report to {outdir}: {ancestor} is not a writable directory"
-        )
+    blocked = unwritable_ancestor(outdir)
+    if blocked is not None:
+        raise RnnlabError(f"cannot write report to {outdir}: {blocked} is not a writable directory")
 
 
 def analyze_archives(
@@ -64,7 +60,7 @@ def analyze_archives(
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
     try:
-        written = write_report(ds, results, staging, png=png, quiet=not progress)
+        written = write_report(ds, results, staging, png=png, quiet=True)  # we name final paths
         save_analysis(results, staging / "analysis.nc")
         written["analysis"] = staging / "analysis.nc"
         outdir.mkdir(exist_ok=True)

@@ -113,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def command_line(argv: list[str]) -> str:
+    """The invocation as a shell line, stored in each archive's `command` attribute."""
+    return "rnnlab " + " ".join(shlex.quote(a) for a in argv)
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from rnnlab.config import load_config, to_toml
 
@@ -122,8 +127,13 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         return 0
     from rnnlab.runner import run
 
-    command = "rnnlab " + " ".join(shlex.quote(a) for a in argv)
-    path = run(cfg, args.output, overwrite=args.overwrite, progress=not args.quiet, command=command)
+    path = run(
+        cfg,
+        args.output,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        command=command_line(argv),
+    )
     if not args.quiet:
         print(f"wrote {path}")
     return 0
@@ -134,7 +144,6 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.workers < 1:
         raise RnnlabError(f"--workers must be >= 1, got {args.workers}")
-    command = "rnnlab " + " ".join(shlex.quote(a) for a in argv)
     paths = sweep(
         args.config,
         args.overrides,
@@ -144,7 +153,7 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
         n_workers=args.workers,
         overwrite=args.overwrite,
         progress=not args.quiet,
-        command=command,
+        command=command_line(argv),
     )
     if not args.quiet:
         print(f"wrote {len(paths)} archives to {args.output}")

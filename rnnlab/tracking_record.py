@@ -38,7 +38,6 @@ class OutlierRecorder:
         )
         self.edge = float(bulk_edge(model["g"], model["N"]))
         self.slope0 = float(dphi_at_origin(model["phi"]))
-        self.epochs: list[int] = []
         self.max_re: list[np.ndarray] = []
 
     @classmethod
@@ -50,14 +49,10 @@ class OutlierRecorder:
         lam = self.tracker.update(J).detach().cpu().numpy().astype(np.complex128)
         n_out = outlier_mask(lam, 0.0, self.edge).sum(axis=-1).astype(np.int32)
         max_re = self.slope0 * lam.real.max(axis=-1) - 1.0
-        self.epochs.append(len(self.epochs))
         self.max_re.append(max_re)
         return {"tracked": lam, "n_outliers": n_out, "max_re_jac0": max_re}
 
     def crossing_epochs(self) -> np.ndarray:
         """Per seed, the epoch where max Re of the Jacobian at the origin first crosses 0."""
-        if not self.max_re:
-            return np.full(0, np.nan)
-        series = np.stack(self.max_re, axis=1)  # (S, epochs)
-        epochs = np.asarray(self.epochs, dtype=float)
-        return np.array([crossing_epoch(epochs, row) for row in series], dtype=float)
+        series = np.stack(self.max_re, axis=1)  # (S, epochs), one column per epoch from 0
+        return np.asarray(crossing_epoch(np.arange(series.shape[1]), series), dtype=float)

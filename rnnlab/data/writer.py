@@ -37,15 +37,21 @@ def check_output_path(path: str | Path, overwrite: bool) -> Path:
         raise ArchiveError(f"output path {path} is a directory; give a file name like runs/x.nc")
     if path.exists() and not overwrite:
         raise ArchiveError(f"archive {path} already exists; pass --overwrite to replace it")
-    parent = path.parent.resolve()
-    ancestor = parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not can_create_in(ancestor):
-        raise ArchiveError(f"cannot write archive {path}: {ancestor} is not a writable directory")
+    blocked = unwritable_ancestor(path.parent)
+    if blocked is not None:
+        raise ArchiveError(f"cannot write archive {path}: {blocked} is not a writable directory")
     if path.exists() and not os.access(path, os.W_OK):
         raise ArchiveError(f"cannot replace archive {path}: it is not writable")
     return path
+
+
+def unwritable_ancestor(directory: Path) -> Path | None:
+    """The nearest existing ancestor of `directory` (itself included) if files cannot be created
+    there, else None: what would stop `mkdir -p directory` and a file in it."""
+    ancestor = directory.resolve()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    return None if ancestor.is_dir() and can_create_in(ancestor) else ancestor
 
 
 def can_create_in(directory: Path) -> bool:
