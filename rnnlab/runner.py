@@ -51,8 +51,7 @@ def run(
     except BaseException:
         background.abort()
         raise
-    extra = {"crossing_epoch": trainer.tracker.crossing_epochs()} if trainer.tracker else {}
-    return background.close(extra)
+    return background.close()
 
 
 def _numpy(value: Any) -> np.ndarray | None:

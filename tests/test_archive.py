@@ -205,3 +205,34 @@ def test_open_archive_computes_nothing(tiny_archive):
         assert isinstance(ds.eigvals.data, da.Array)
         with pytest.raises(AssertionError, match="triggered a dask compute"):
             ds.eigvals.values  # noqa: B018  (the scheduler is live: computing does fail)
+
+
+def first_upward_crossing(x: np.ndarray, y: np.ndarray) -> float:
+    """Reference: linear interpolation of the first step from below 0 to at or above 0."""
+    for k in range(len(x) - 1):
+        if y[k] < 0 <= y[k + 1]:
+            return float(x[k] + (0 - y[k]) / (y[k + 1] - y[k]) * (x[k + 1] - x[k]))
+    return float("nan")
+
+
+@pytest.mark.slow
+def test_crossing_epoch_comes_from_the_exact_snapshot_spectra(tmp_path):
+    # g below 1 with an imposed outlier just under the stability line: learning pushes it across
+    overrides = tiny_overrides(
+        **{
+            "model.g": 0.5,
+            "model.lowrank.m": 0.95,
+            "model.lowrank.overlap": 1.0,
+            "train.epochs": 40,
+            "record.every": 2,
+            "train.lr": 0.02,
+        }
+    )
+    path = run(load_config(None, overrides), tmp_path / "cross.nc", progress=False)
+    with xr.open_dataset(path) as ds:
+        epochs = ds.epoch.values
+        for s in range(ds.sizes["seed"]):
+            J = ds.J.isel(seed=s).values.astype(float)
+            max_re = np.array([np.linalg.eigvals(m).real.max() - 1.0 for m in J])
+            expected = first_upward_crossing(epochs, max_re)
+            np.testing.assert_allclose(ds.crossing_epoch.values[s], expected, rtol=1e-4)
