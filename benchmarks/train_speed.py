@@ -3,7 +3,8 @@
 An epoch = forward over T steps + MSE on the readout + backward + Adam step on J and w (fp32,
 tanh). Effective GFLOP/s counts the three (S, Bt, N) @ (S, N, N)-shaped products per step
 (forward, adjoint, dJ): 3 * 2 * S * N^2 * Bt * T per epoch, and is compared with a bare bmm of
-the step's shape timed in the same run. Medians over repeats; plain, fused and bmm interleaved.
+the step's shape timed in the same run. Each sample times ~100 ms of consecutive epochs of one
+method (steady state, as in training); samples of the methods are interleaved; medians reported.
 
     python benchmarks/train_speed.py                      # CPU, default shapes, 2 threads
     python benchmarks/train_speed.py --device cuda        # GPU shapes, fused step CUDA-graphed
@@ -104,23 +105,34 @@ def bmm_reference(shape: tuple[int, int, int, int], device: torch.device) -> Cal
     return run
 
 
-def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
-    def timed(fn: Callable[[], object]) -> float:
+def _timer(device: torch.device) -> Callable[[Callable[[], object], int], float]:
+    def timed(fn: Callable[[], object], epochs: int = 1) -> float:
+        """Seconds per epoch over `epochs` consecutive calls of fn."""
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        fn()
+        for _ in range(epochs):
+            fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - t0
+        return (time.perf_counter() - t0) / epochs
 
     return timed
 
 
 def bench_shape(
-    shape: tuple[int, int, int, int], device: torch.device, repeats: int, warmup: int, graph: bool
+    shape: tuple[int, int, int, int],
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    graph: bool,
+    sample_ms: float = 100.0,
 ) -> dict[str, object]:
-    """Median seconds per epoch of plain and fused, and the bmm reference, for one shape."""
+    """Median seconds per epoch of plain, fused, trainer and the bmm reference for one shape.
+
+    Each sample times consecutive epochs of one method (as a training loop runs them) for about
+    `sample_ms`; samples of the four methods are interleaved so that machine noise hits all.
+    """
     plain, fused = make_problem(shape, device), make_problem(shape, device)
 
     def run_plain() -> Tensor:
@@ -138,16 +150,17 @@ def bench_shape(
         return train_step(fused, fused.drive, fused.target, fused=True)
 
     trainer = make_trainer(shape, device)
-    ref = bmm_reference(shape, device)
+    runs = {"plain": run_plain, "fused": run_fused, "trainer": trainer.step,
+            "bmm": bmm_reference(shape, device)}  # fmt: skip
     timed = _timer(device)
+    first: dict[str, float] = {}
     for _ in range(max(warmup, fused_call.warmup + 1) if graph else warmup):  # capture included
-        timed(run_plain), timed(run_fused), timed(trainer.step), timed(ref)
-    times: dict[str, list[float]] = {"plain": [], "fused": [], "trainer": [], "bmm": []}
+        first = {k: timed(fn) for k, fn in runs.items()}
+    epochs = {k: max(1, round(sample_ms / 1e3 / max(t, 1e-6))) for k, t in first.items()}
+    times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(repeats):
-        times["plain"].append(timed(run_plain))
-        times["fused"].append(timed(run_fused))
-        times["trainer"].append(timed(trainer.step))
-        times["bmm"].append(timed(ref))
+        for k, fn in runs.items():
+            times[k].append(timed(fn, epochs[k]))
     med = {k: statistics.median(v) for k, v in times.items()}
     s, n, bt, t = shape
     flops_epoch = 3 * 2 * s * n * n * bt * t
@@ -209,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shapes", nargs="+", type=parse_shape, help="S,N,Bt,T ...")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--sample-ms", type=float, default=100.0,
+                        help="each sample times consecutive epochs for about this long")
     parser.add_argument("--threads", type=int, default=2, help="torch threads on the CPU")
     parser.add_argument("--no-graph", action="store_true", help="no CUDA graph for fused")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -222,13 +237,15 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     shapes = args.shapes or (GPU_SHAPES if device.type == "cuda" else CPU_SHAPES)
     graph = device.type == "cuda" and not args.no_graph
-    rows = [bench_shape(s, device, args.repeats, args.warmup, graph) for s in shapes]
+    rows = [bench_shape(s, device, args.repeats, args.warmup, graph, args.sample_ms)
+            for s in shapes]
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor()
     meta = {
         "device": f"{device.type} ({name or platform.machine()})",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "repeats": args.repeats,
+        "sample_ms": args.sample_ms,
     }
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows}, indent=2))

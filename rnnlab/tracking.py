@@ -6,13 +6,17 @@ next, and since J changes little per optimizer step a couple of products J @ Q p
 converged. A Rayleigh-Ritz step on the p x p matrix Q^T J Q gives the eigenvalues. The error of an
 outlier theta shrinks by about |bulk edge / theta| per product, so a warm-up of more products is
 spent on the first call. No full eigendecomposition: per epoch `iters` (S, N, N) x (S, N, p)
-products, a thin QR and a p x p eigenproblem.
+products, a thin QR and a p x p eigenproblem. On the CPU all of it is one compiled call
+(`rnnlab.numba_tracking`); on other devices torch ops, with the p x p problem in NumPy.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from rnnlab.numba_blas import available
+from rnnlab.numba_tracking import leading_eigvals
 
 __all__ = ["LeadingEigTracker"]
 
@@ -56,36 +60,55 @@ class LeadingEigTracker:
         gen = torch.Generator().manual_seed(seed)
         start = torch.randn(S, N, self.p, generator=gen, dtype=torch.float64)
         self.basis = torch.linalg.qr(start.to(self.device, dtype)).Q
+        # On the CPU one compiled call per epoch (rnnlab.numba_tracking), basis vectors as rows.
+        self.compiled = self.device.type == "cpu" and available()
+        if self.compiled:
+            self.basis = np.ascontiguousarray(self.basis.numpy().transpose(0, 2, 1))
         self.updates = 0
 
-    @torch.no_grad()
     def update(self, J: torch.Tensor) -> torch.Tensor:
         """k leading eigenvalues of J (S, N, N), complex (S, k), by descending |lambda + shift|.
 
         Conjugate pairs come +imag first. Advances the stored basis; the first call runs
         `warmup_iters` products, later calls `iters`.
         """
+        vals = self.eigenvalues(J)
+        complex_dtype = torch.complex64 if self.dtype == torch.float32 else torch.complex128
+        return torch.from_numpy(vals).to(self.device, complex_dtype)
+
+    @torch.no_grad()
+    def eigenvalues(self, J: torch.Tensor) -> np.ndarray:
+        """As `update`, returned as a NumPy complex128 array (S, k)."""
         if J.shape != (self.S, self.N, self.N):
             raise ValueError(
                 f"J must be (S, N, N) = {(self.S, self.N, self.N)}, got {tuple(J.shape)}"
             )
-        mat = J.detach().to(self.device, self.dtype)
-        q = self.basis
         n_products = self.warmup_iters if self.updates == 0 else self.iters
+        if self.compiled:
+            vals = np.empty((self.S, self.k), np.complex128)
+            mat = np.ascontiguousarray(J.detach().to("cpu", self.dtype).numpy())
+            finite = leading_eigvals(mat, self.basis, self.shift, n_products, vals)
+        else:
+            ritz = self._iterate_torch(J.detach().to(self.device, self.dtype), n_products)
+            finite = bool(np.all(np.isfinite(ritz)))
+            if finite:
+                vals = np.linalg.eigvals(ritz)
+                order = np.lexsort((-vals.imag, -np.abs(vals)), axis=-1)[..., : self.k]
+                vals = np.take_along_axis(vals, order, axis=-1) - self.shift
+        self.updates += 1
+        if not finite:
+            raise ValueError("J contains non-finite values: cannot track its eigenvalues")
+        return vals
+
+    def _iterate_torch(self, mat: torch.Tensor, n_products: int) -> np.ndarray:
+        """n_products steps Q <- qr((J + shift) Q) in torch ops; returns Q^T (J + shift) Q."""
+        q = self.basis
         for i in range(n_products):
             z = mat @ q
             if self.shift:
                 z = z + self.shift * q
             if i == n_products - 1:
-                rayleigh = q.transpose(-1, -2) @ z  # Q^T (J + shift) Q, Q orthonormal
+                rayleigh = q.transpose(-1, -2) @ z
             q = torch.linalg.qr(z).Q
         self.basis = q
-        self.updates += 1
-        ritz = rayleigh.cpu().double().numpy()
-        if not np.all(np.isfinite(ritz)):
-            raise ValueError("J contains non-finite values: cannot track its eigenvalues")
-        vals = np.linalg.eigvals(ritz)
-        order = np.lexsort((-vals.imag, -np.abs(vals)), axis=-1)[..., : self.k]
-        vals = np.take_along_axis(vals, order, axis=-1) - self.shift
-        complex_dtype = torch.complex64 if self.dtype == torch.float32 else torch.complex128
-        return torch.from_numpy(vals).to(self.device, complex_dtype)
+        return rayleigh.cpu().double().numpy()

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rnnlab import dynamics
+from rnnlab import dynamics, step_loops
 from rnnlab.cudagraph import GraphedStep
 from rnnlab.dynamics import PHIS, Workspace, dphi_torch, phi_torch, readout, run_dynamics
 
@@ -43,12 +43,16 @@ def grads(J, drive, h0, phi, fused, which, washout=5, alpha=0.2):
     return rates.detach(), states, dict(zip(which, got, strict=True))
 
 
-@pytest.fixture(params=["small-step path", "large-step path"])
+@pytest.fixture(params=["compiled loops", "small-step path", "large-step path"])
 def step_path(request, monkeypatch):
-    """Run a test on both code paths of the kernel: blocks up to SERIAL_STEP_NUMEL elements
-    (single-threaded, phi' formed in the backward) and larger ones (phi' formed in the forward)."""
+    """Run a test on every code path of the kernel: the numba-compiled step loops (the CPU
+    default) and, as where numba is missing, the torch-op loops for blocks up to
+    SERIAL_STEP_NUMEL elements (single-threaded, phi' formed in the backward) and larger ones
+    (phi' formed in the forward)."""
+    if request.param != "compiled loops":
+        monkeypatch.setattr(step_loops, "_numba_steps", lambda: None)
     if request.param == "large-step path":
-        monkeypatch.setattr(dynamics, "SERIAL_STEP_NUMEL", 0)
+        monkeypatch.setattr(step_loops, "SERIAL_STEP_NUMEL", 0)
     return request.param
 
 
@@ -66,6 +70,51 @@ def test_fused_matches_plain_loop(phi, which, step_path):
     for name in which:
         assert g_ref[name].abs().max() > 0  # the comparison is not between two zeros
         torch.testing.assert_close(g_fus[name], g_ref[name], rtol=1e-6, atol=1e-12)
+
+
+def input_grads(J, drive, h0, inputs, B, phi, fused, dtype=F64):
+    """Gradients of a random loss w.r.t. all five leaves, with the drive split as
+    drive + inputs B^T (drive may be None)."""
+    leaves = {"J": J, "drive": drive, "h0": h0, "inputs": inputs, "B": B}
+    leaves = {k: None if v is None else v.detach().clone().requires_grad_() for k, v in
+              leaves.items()}
+    rates, _ = run_dynamics(leaves["J"], leaves["drive"], leaves["h0"], 0.2, phi,
+                            inputs=leaves["inputs"], B=leaves["B"], fused=fused)
+    weights = torch.randn(rates.shape, generator=torch.Generator().manual_seed(7), dtype=dtype)
+    names = [k for k, v in leaves.items() if v is not None]
+    got = torch.autograd.grad(washout_loss(rates, weights, 3), [leaves[k] for k in names])
+    return rates.detach(), dict(zip(names, got, strict=True))
+
+
+@pytest.mark.parametrize("phi", PHIS)
+@pytest.mark.parametrize("with_drive", [True, False])
+def test_inputs_through_B_match_the_plain_loop(phi, with_drive, step_path):
+    # The kernel forms inputs_k B^T inside its step loop and dB = a sum_k lambda_k^T u_k as one
+    # GEMM; the plain loop builds the full drive with autograd. Same rates, same gradients.
+    J, drive, h0 = make_inputs()
+    gen = torch.Generator().manual_seed(5)
+    inputs = torch.randn(*drive.shape[:3], 2, generator=gen, dtype=F64)
+    B = torch.randn(J.shape[0], J.shape[1], 2, generator=gen, dtype=F64)
+    drive = drive if with_drive else None
+    r_ref, g_ref = input_grads(J, drive, h0, inputs, B, phi, fused=False)
+    r_fus, g_fus = input_grads(J, drive, h0, inputs, B, phi, fused=True)
+    torch.testing.assert_close(r_fus, r_ref, rtol=1e-12, atol=1e-12)
+    assert set(g_fus) == set(g_ref) == {"J", "h0", "inputs", "B"} | ({"drive"} if with_drive
+                                                                      else set())
+    for name, ref in g_ref.items():
+        assert ref.abs().max() > 0
+        torch.testing.assert_close(g_fus[name], ref, rtol=1e-6, atol=1e-12)
+
+
+def test_inputs_through_B_equal_the_same_drive_given_whole():
+    J, drive, h0 = make_inputs()
+    gen = torch.Generator().manual_seed(6)
+    inputs = torch.randn(*drive.shape[:3], 3, generator=gen, dtype=F64)
+    B = torch.randn(J.shape[0], J.shape[1], 3, generator=gen, dtype=F64)
+    whole = drive + torch.einsum("sbtc,snc->sbtn", inputs, B)
+    split, _ = run_dynamics(J, drive, h0, 0.2, "tanh", inputs=inputs, B=B)
+    joined, _ = run_dynamics(J, whole, h0, 0.2, "tanh")
+    torch.testing.assert_close(split, joined, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("t", [1, 2])
@@ -248,14 +297,14 @@ def test_readout_workspace_gives_the_same_gradients(n_readouts):
 
 
 def test_evaluation_without_grad_skips_the_adjoint_buffer(monkeypatch):
-    monkeypatch.setattr(dynamics, "SERIAL_STEP_NUMEL", 0)  # the path that fills it in forward
+    monkeypatch.setattr(step_loops, "SERIAL_STEP_NUMEL", 0)  # the path that fills it in forward
     J, drive, h0 = make_inputs()
     J.requires_grad_()
     ws = Workspace()
     with torch.no_grad():
-        run_dynamics(J, drive, h0, 0.2, "tanh", workspace=ws)
+        run_dynamics(J, drive, h0, 0.2, "tanh", workspace=ws, loop="torch")
     assert "lam" not in ws._buffers
-    run_dynamics(J, drive, h0, 0.2, "tanh", workspace=ws)
+    run_dynamics(J, drive, h0, 0.2, "tanh", workspace=ws, loop="torch")
     assert "lam" in ws._buffers
 
 
@@ -281,6 +330,14 @@ def test_backward_through_an_overwritten_workspace_call_raises():
         ({"drive": torch.zeros(2, 4, 5, 3)}, "must match"),
         ({"drive": torch.zeros(2, 4, 0, 3, dtype=F64)}, "at least one time step"),
         ({"workspace": {}}, "workspace must be"),
+        ({"loop": "cuda"}, "loop must be one of"),
+        ({"drive": None}, "give a drive, inputs and B"),
+        ({"inputs": torch.zeros(2, 4, 5, 1, dtype=F64)}, "inputs and B go together"),
+        ({"inputs": torch.zeros(2, 4, 6, 1, dtype=F64), "B": torch.zeros(2, 3, 1, dtype=F64)},
+         "inputs must have shape"),
+        ({"inputs": torch.zeros(2, 4, 5, 2, dtype=F64), "B": torch.zeros(2, 3, 1, dtype=F64)},
+         "B must have shape"),
+        ({"inputs": torch.zeros(2, 4, 5, 1), "B": torch.zeros(2, 3, 1)}, "must match"),
     ],
 )
 def test_bad_input_is_a_clear_error(kwargs, match):

@@ -10,9 +10,21 @@ import numpy as np
 import pytest
 import torch
 
+from rnnlab import tracking
 from rnnlab.tracking import LeadingEigTracker
 
 S, N, G = 3, 200, 1.0
+
+
+@pytest.fixture(params=["compiled", "torch ops"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both implementations: one compiled call on the CPU (the default here), and the torch ops
+    used on other devices (and where the compiled kernels are unavailable)."""
+    if request.param == "torch ops":
+        monkeypatch.setattr(tracking, "available", lambda: False)
+    tracker = LeadingEigTracker(1, 4)
+    assert tracker.compiled == (request.param == "compiled")
+    return request.param
 
 
 def planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +49,7 @@ def tracked(tracker: LeadingEigTracker, J: np.ndarray) -> np.ndarray:
     return np.sort_complex(tracker.update(torch.from_numpy(J)).cpu().numpy())
 
 
-def test_tracker_follows_a_drifting_J_and_a_conjugate_pair() -> None:
+def test_tracker_follows_a_drifting_J_and_a_conjugate_pair(path: str) -> None:
     J0, direction = planted()
     tracker = LeadingEigTracker(S, N, k=3, iters=2, dtype=torch.float64)
     drift = 1e-4  # per epoch, relative to the bulk scale
@@ -57,7 +69,7 @@ def test_tracker_follows_a_drifting_J_and_a_conjugate_pair() -> None:
     assert np.abs(tracked(cold, J) - expected).max() > 1e3 * np.abs(got - expected).max()
 
 
-def test_float32_default_and_output_layout() -> None:
+def test_float32_default_and_output_layout(path: str) -> None:
     J, _ = planted(1)
     tracker = LeadingEigTracker(S, N, k=4)
     out = tracker.update(torch.from_numpy(J).float())
@@ -71,7 +83,7 @@ def test_float32_default_and_output_layout() -> None:
     np.testing.assert_allclose(np.sort_complex(vals[:, :3]), leading(J, 3), atol=1e-5)
 
 
-def test_shift_tracks_the_rightmost_outlier_instead_of_minus_b() -> None:
+def test_shift_tracks_the_rightmost_outlier_instead_of_minus_b(path: str) -> None:
     """b = 3 puts -3 first by magnitude; shift = g favours max Re (the outlier at 1.6)."""
     rng = np.random.default_rng(2)
     u = rng.standard_normal((S, N, 1))
@@ -88,7 +100,7 @@ def test_shift_tracks_the_rightmost_outlier_instead_of_minus_b() -> None:
     np.testing.assert_allclose(shifted.update(Jt).numpy()[:, 0], rightmost, atol=1e-6)
 
 
-def test_no_full_eigendecomposition(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_full_eigendecomposition(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
     """Per update only p x p eigenproblems: any N x N eig would defeat the purpose."""
     J, _ = planted(3)
     tracker = LeadingEigTracker(S, N, k=4)
@@ -105,7 +117,7 @@ def test_no_full_eigendecomposition(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tracker.p == 8
 
 
-def test_bad_input_raises_value_error() -> None:
+def test_bad_input_raises_value_error(path: str) -> None:
     tracker = LeadingEigTracker(2, 10, k=2)
     with pytest.raises(ValueError, match=r"J must be \(S, N, N\)"):
         tracker.update(torch.zeros(3, 10, 10))
