@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rnnlab import dynamics, step_loops
+from rnnlab import step_loops
 from rnnlab.cudagraph import GraphedStep
 from rnnlab.dynamics import PHIS, Workspace, dphi_torch, phi_torch, readout, run_dynamics
 
