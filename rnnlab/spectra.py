@@ -1,4 +1,5 @@
-"""Spectra of J and of the linearised dynamics, outlier detection and outlier tracks (NumPy).
+"""Spectra of J and of the linearised dynamics, outlier detection and outlier tracks (NumPy;
+the writer's float32 spectra go through torch's LAPACK).
 
 Conventions (docs/spectra.md): eigenvalues are sorted by descending real part, ties by descending
 imaginary part; the Jacobian of tau dh/dt = -h + J phi(h) at h is -I + J diag(phi'(h)); an

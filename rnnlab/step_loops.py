@@ -25,6 +25,12 @@ from rnnlab.workspace import Workspace, buffer
 # an OpenMP fork/join (tanh splits from 2048 elements on) costs more than the work it shares.
 SERIAL_STEP_NUMEL = 16384
 LOOPS = ("auto", "numba", "torch")
+# The compiled loops split seeds over threads only when each seed's step GEMM has at least this
+# many multiply-adds (Bt * N^2): below it, handing work to a second thread (and competing with
+# torch's still-spinning OpenMP threads) cost more than it saved. Measured in the trainer, 2
+# cores: (S, N, Bt) = (4, 64, 16) 6.6 ms split vs 5.9 ms on one thread; (4, 128, 16) 14.2 vs
+# 15.2; (8, 128, 32) 42.6 vs 54.2.
+PARALLEL_MIN_STEP_MACS = 131072
 
 ACT = {  # out <- phi(x) without allocating
     "tanh": torch.tanh,
@@ -75,18 +81,21 @@ def _array(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def _run_compiled(kernel, args: tuple, n_seeds: int, written: tuple[Tensor, ...]) -> None:
+def _run_compiled(
+    kernel, args: tuple, n_seeds: int, step_macs: int, written: tuple[Tensor, ...]
+) -> None:
     """kernel(*args) over groups of seeds on torch's thread budget.
 
-    With several groups each runs on its own thread and torch's BLAS (which the kernel calls) is
-    set to one thread meanwhile; a single group keeps torch's threads for its GEMMs. The kernel
-    writes the `written` tensors through NumPy views, which autograd cannot see: their version
-    counters are bumped so that a graph still holding them refuses to backpropagate.
+    With several groups (seeds whose step GEMM has >= PARALLEL_MIN_STEP_MACS multiply-adds) each
+    runs on its own thread and torch's BLAS (which the kernel calls) is set to one thread
+    meanwhile; a single group keeps torch's threads for its GEMMs. The kernel writes the
+    `written` tensors through NumPy views, which autograd cannot see: their version counters are
+    bumped so that a graph still holding them refuses to backpropagate.
     """
     from rnnlab.numba_steps import over_seeds
 
     threads = torch.get_num_threads()
-    workers = min(threads, n_seeds)
+    workers = min(threads, n_seeds) if step_macs >= PARALLEL_MIN_STEP_MACS else 1
     if workers > 1:
         torch.set_num_threads(1)
     try:
@@ -115,7 +124,7 @@ def compiled_forward(steps, jt, drive_tm, u_tm, b_t, h0, alpha, phi, states, rat
         _array(jt), _array(drive_tm), _array(u_tm), _array(b_t), _array(h0),
         *_coefficients(alpha, jt), steps.PHI_CODES[phi], _array(states), _array(rates),
     )  # fmt: skip
-    _run_compiled(steps.forward_steps, args, s, (states, rates))
+    _run_compiled(steps.forward_steps, args, s, bt * n * n, (states, rates))
 
 
 def compiled_adjoint(steps, J, grad_tm, rates, alpha, phi, lam) -> None:
@@ -124,7 +133,8 @@ def compiled_adjoint(steps, J, grad_tm, rates, alpha, phi, lam) -> None:
         _array(J), _array(grad_tm), _array(rates), *_coefficients(alpha, J),
         steps.PHI_CODES[phi], _array(lam),
     )  # fmt: skip
-    _run_compiled(steps.adjoint_steps, args, J.shape[0], (lam,))
+    s, _, bt, n = lam.shape
+    _run_compiled(steps.adjoint_steps, args, s, bt * n * n, (lam,))
 
 
 @contextmanager

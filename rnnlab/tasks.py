@@ -27,6 +27,13 @@ def seed_generator(seed: int, stream: str, device: str | torch.device = "cpu") -
     return gen
 
 
+def standard_normal(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
+    """N(0, 1) draws as float64, drawn in float32: torch's vectorised float32 sampler is ~5x
+    faster than its float64 one (10 vs 56 us for a 16 x 200 batch), which matters because a
+    task batch is drawn every epoch."""
+    return torch.randn(shape, generator=generator, dtype=torch.float32).double()
+
+
 def input_names(task: dict[str, Any]) -> list[str]:
     """Names of the input channels of a task."""
     names = [f"stim{i + 1}" for i in range(task["n_stimuli"])]
@@ -52,13 +59,12 @@ def ou_paths(
 ) -> torch.Tensor:
     """Stationary OU signals (n_trials, steps, n_signals) in float64, exact AR(1) discretisation."""
     a = math.exp(-dt / tau_ou)
-    mix = torch.eye(n_signals, dtype=torch.float64)
+    xi = standard_normal((n_trials, steps, n_signals), generator)
     if n_signals == 2:
         mix = torch.tensor(
             [[1.0, 0.0], [correlation, math.sqrt(1.0 - correlation**2)]], dtype=torch.float64
         )
-    xi = torch.randn(n_trials, steps, n_signals, generator=generator, dtype=torch.float64)
-    xi = xi @ mix.T
+        xi = xi @ mix.T
     kicks = sigma * math.sqrt(1.0 - a * a) * xi
     kicks[:, 0] = sigma * xi[:, 0]  # stationary start
     x = lfilter([1.0], [1.0, -a], kicks.numpy(), axis=1)  # x_k = a x_{k-1} + kick_k
@@ -86,7 +92,7 @@ def make_trials(
     if task["kind"] == "track":
         return x, x[..., :n_out].clone()
     if task["kind"] == "denoise":
-        noise = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+        noise = standard_normal(tuple(x.shape), generator)
         return x + task["obs_noise"] * noise, x[..., :n_out].clone()
     cue = context_cue(n_trials, steps, task["switch_rate"] * dt, generator)
     target = torch.where(cue > 0, x[..., 0], x[..., 1]).unsqueeze(-1)

@@ -77,9 +77,14 @@ def test_seed_groups_cover_every_seed_once(n_seeds, workers):
     assert covered == list(range(n_seeds))
 
 
-def test_results_do_not_depend_on_the_thread_count():
+def test_results_do_not_depend_on_the_thread_count(monkeypatch):
     # Seeds are independent and each runs whole on one thread: 1 or 2 threads give the same
-    # bits, and torch's thread count is restored afterwards.
+    # bits, and torch's thread count is restored afterwards. (Threshold 0: split even these
+    # small blocks over threads.)
+    monkeypatch.setattr(step_loops, "PARALLEL_MIN_STEP_MACS", 0)
+    calls = []
+    real = numba_steps.over_seeds
+    monkeypatch.setattr(numba_steps, "over_seeds", lambda *a: calls.append(a[3]) or real(*a))
     gen = torch.Generator().manual_seed(1)
     J = (1.5 * torch.randn(5, 16, 16, generator=gen) / 4).requires_grad_()
     drive = torch.randn(5, 4, 30, 16, generator=gen)
@@ -94,4 +99,5 @@ def test_results_do_not_depend_on_the_thread_count():
         finally:
             torch.set_num_threads(old)
         out.append((rates.detach(), grad))
+    assert calls == [1, 1, 2, 2]  # (forward, adjoint) on 1 thread, then on 2
     assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
