@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numba
 import numpy as np
@@ -101,3 +102,39 @@ def test_results_do_not_depend_on_the_thread_count(monkeypatch):
         out.append((rates.detach(), grad))
     assert calls == [1, 1, 2, 2]  # (forward, adjoint) on 1 thread, then on 2
     assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_seed_threads_work_in_a_forked_child(monkeypatch):
+    # A ThreadPoolExecutor copied by fork has no threads: the child must start its own pool
+    # (dask or multiprocessing with fork would otherwise hang on the first split call).
+    import os
+
+    monkeypatch.setattr(step_loops, "PARALLEL_MIN_STEP_MACS", 0)
+    gen = torch.Generator().manual_seed(2)
+    J, drive = torch.randn(4, 8, 8, generator=gen) / 3, torch.randn(4, 2, 20, 8, generator=gen)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        parent, _ = run_dynamics(J, drive, torch.zeros(4, 2, 8), 0.1, "tanh", loop="numba")
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: same computation, report whether it matches
+            try:
+                child, _ = run_dynamics(J, drive, torch.zeros(4, 2, 8), 0.1, "tanh", loop="numba")
+                os.write(write, b"1" if torch.equal(child, parent) else b"0")
+            finally:
+                os._exit(0)
+        os.close(write)
+        for _ in range(600):  # a hung child fails the test after 30 s instead of hanging it
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in the compiled step loops")
+        assert os.read(read, 1) == b"1" and status == 0
+    finally:
+        torch.set_num_threads(old)
