@@ -64,11 +64,15 @@ def make_problem(shape: tuple[int, int, int, int], device: torch.device) -> Prob
     return Problem(J, w, h0, drive.to(device), target.to(device), opt, Workspace())
 
 
-def train_step(p: Problem, drive: Tensor, target: Tensor, *, fused: bool) -> Tensor:
+def train_step(
+    p: Problem, drive: Tensor, target: Tensor, *, fused: bool, loop: str = "auto"
+) -> Tensor:
     """One epoch on one batch; swap this for rnnlab's trainer step when it exists."""
     p.opt.zero_grad(set_to_none=True)
     ws = p.workspace if fused else None
-    rates, _ = run_dynamics(p.J, drive, p.h0, ALPHA, "tanh", fused=fused, workspace=ws)
+    rates, _ = run_dynamics(
+        p.J, drive, p.h0, ALPHA, "tanh", fused=fused, workspace=ws, loop=loop
+    )
     loss = (readout(rates, p.w, workspace=ws) - target).square().mean()
     loss.backward()
     p.opt.step()
@@ -127,6 +131,7 @@ def bench_shape(
     warmup: int,
     graph: bool,
     sample_ms: float = 100.0,
+    loop: str = "auto",
 ) -> dict[str, object]:
     """Median seconds per epoch of plain, fused, trainer and the bmm reference for one shape.
 
@@ -139,7 +144,7 @@ def bench_shape(
         return train_step(plain, plain.drive, plain.target, fused=False)
 
     fused_call = GraphedStep(
-        lambda d, y: train_step(fused, d, y, fused=True),
+        lambda d, y: train_step(fused, d, y, fused=True, loop=loop),
         [fused.drive, fused.target],
         warmup=max(1, warmup - 1),
     )
@@ -147,7 +152,7 @@ def bench_shape(
     def run_fused() -> Tensor:
         if graph:
             return fused_call(fused.drive, fused.target)
-        return train_step(fused, fused.drive, fused.target, fused=True)
+        return train_step(fused, fused.drive, fused.target, fused=True, loop=loop)
 
     trainer = make_trainer(shape, device)
     runs = {"plain": run_plain, "fused": run_fused, "trainer": trainer.step,
@@ -226,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="each sample times consecutive epochs for about this long")
     parser.add_argument("--threads", type=int, default=2, help="torch threads on the CPU")
     parser.add_argument("--no-graph", action="store_true", help="no CUDA graph for fused")
+    parser.add_argument("--loop", choices=("auto", "numba", "torch"), default="auto",
+                        help="step loops of the fused step (the trainer always uses auto)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 1:
@@ -237,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     shapes = args.shapes or (GPU_SHAPES if device.type == "cuda" else CPU_SHAPES)
     graph = device.type == "cuda" and not args.no_graph
-    rows = [bench_shape(s, device, args.repeats, args.warmup, graph, args.sample_ms)
+    rows = [bench_shape(s, device, args.repeats, args.warmup, graph, args.sample_ms, args.loop)
             for s in shapes]
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor()
     meta = {
@@ -246,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         "threads": torch.get_num_threads(),
         "repeats": args.repeats,
         "sample_ms": args.sample_ms,
+        "fused loop": args.loop,
     }
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows}, indent=2))
