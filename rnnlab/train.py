@@ -190,11 +190,11 @@ class Trainer:
         inputs, targets = batch_for_seeds(self.cfg, self.task_gens, self.cfg["task"]["batch"])
         inputs = inputs.to(self.device, torch.float32)
         noise = None
-        if self.cfg["model"]["noise"] > 0:
-            shape = (inputs.shape[1], inputs.shape[2], self.cfg["model"]["N"])
+        if self.cfg["model"]["noise"] > 0:  # drawn time-major, returned as an (S, Bt, T, N) view
+            shape = (inputs.shape[2], inputs.shape[1], self.cfg["model"]["N"])
             noise = torch.stack(
                 [torch.randn(shape, generator=g, device=self.device) for g in self.noise_gens]
-            )
+            ).transpose(1, 2)
         return inputs, targets.to(self.device, torch.float32), noise
 
     def _update(
