@@ -112,3 +112,22 @@ def test_denoise_network_never_beats_the_kalman_optimum():
     assert np.all(out.mse.numpy() > optimum * (1 - 0.05)), (out.mse, optimum)
     assert np.all(out.mse.numpy() < cfg["task"]["sigma_ou"] ** 2)  # it did learn something
     assert math.isfinite(optimum)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_trainer_graphs_its_step_and_tracks_the_cpu_trainer():
+    # On CUDA the whole step (torch-op loops, inputs through B in the kernel, per-seed clip,
+    # capturable Adam) replays from one graph; it must train as the CPU trainer (compiled
+    # loops) does, up to float32 rounding. B is trained too, so dB is checked as well.
+    overrides = [
+        "seeds=2", "model.N=32", "task.batch=4", "task.duration=0.3", "train.epochs=6",
+        "model.train=['J','w','B']", "model.noise=0.0",
+    ]  # fmt: skip
+    losses = {}
+    for device in ("cpu", "cuda"):
+        cfg = load_config(None, [*overrides, f"device={device}"])
+        trainer = Trainer(cfg, progress=False)
+        losses[device] = torch.stack([trainer.step()[0].cpu() for _ in range(6)]).numpy()
+        if device == "cuda":
+            assert trainer._graphed is not None and trainer._graphed.graphed
+    np.testing.assert_allclose(losses["cuda"], losses["cpu"], rtol=2e-3, atol=1e-5)
