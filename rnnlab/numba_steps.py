@@ -50,6 +50,8 @@ Q0, Q1, Q2, Q3, Q4, Q5, Q6 = (
     1.63016931e-03, 2.13938716e-05, 5.00328744e-08,
 )  # fmt: skip
 _JIT = {"nogil": True, "cache": True, "fastmath": {"contract"}, "error_model": "numpy"}
+
+
 @numba.njit(error_model="numpy")
 def rational_tanh(x):  # pragma: no cover (jit)
     """tanh(x) to 1.3e-8 relative, in float64 (x clipped to [-9, 9]; NaN stays NaN)."""
@@ -209,5 +211,3 @@ def over_seeds(kernel: Callable, args: tuple, n_seeds: int, workers: int) -> Non
     kernel(*args, *groups[0])
     for f in futures:
         f.result()
-
-
