@@ -58,8 +58,8 @@ def _shape_of(name: str, t: Tensor | None, dims: int) -> tuple[int, ...] | None:
     return None if t is None else tuple(t.shape)
 
 
-def _validate(J, drive, h0, alpha, phi, inputs, B) -> tuple[int, int, int, int]:
-    """Check shapes, dtypes and devices; return (S, Bt, T, N)."""
+def _validate(J, drive, h0, alpha, phi, inputs, B) -> None:
+    """Check shapes, dtypes and devices (one line naming the argument)."""
     _check_phi(phi)
     if not (0.0 < float(alpha) <= 1.0):
         raise ValueError(f"alpha = dt/tau must lie in (0, 1], got {alpha}")
@@ -93,16 +93,15 @@ def _validate(J, drive, h0, alpha, phi, inputs, B) -> tuple[int, int, int, int]:
                 f"{name} is {x.dtype} on {x.device} but J is {J.dtype} on {J.device}; "
                 "they must match"
             )
-    return s, bt, t, n
 
 
-def _full_drive(drive: Tensor | None, inputs: Tensor | None, B: Tensor | None) -> Tensor:
-    """drive + inputs B^T as an (S, Bt, T, N) view of a time-major tensor (differentiable)."""
-    if inputs is None:
+def _full_drive(drive: Tensor | None, u_tm: Tensor | None, B: Tensor | None) -> Tensor:
+    """drive + u B^T as an (S, Bt, T, N) view of a time-major tensor (differentiable), for the
+    inputs given time-major, u_tm (S, T, Bt, n_in)."""
+    if u_tm is None:
         return drive
-    s, bt, t, n_in = inputs.shape
-    u_rows = inputs.transpose(1, 2).reshape(s, t * bt, n_in)
-    full = torch.bmm(u_rows, B.transpose(1, 2)).view(s, t, bt, -1)
+    s, t, bt, n_in = u_tm.shape
+    full = torch.bmm(u_tm.reshape(s, t * bt, n_in), B.transpose(1, 2)).view(s, t, bt, -1)
     if drive is not None:
         full = full + drive.transpose(1, 2)
     return full.transpose(1, 2)
@@ -110,7 +109,7 @@ def _full_drive(drive: Tensor | None, inputs: Tensor | None, B: Tensor | None) -
 
 def _plain(J, drive, h0, alpha, phi, inputs, B) -> tuple[Tensor, Tensor]:
     """Reference: one autograd node per op per step."""
-    drive = _full_drive(drive, inputs, B)
+    drive = _full_drive(drive, None if inputs is None else inputs.transpose(1, 2), B)
     jt = J.transpose(1, 2)
     h, r = h0, phi_torch(h0, phi)
     rates, states = [], []
@@ -147,7 +146,7 @@ class _FusedDynamics(torch.autograd.Function):
             step_loops.compiled_forward(steps, jt, drive_tm, u_tm, b_t, h0, alpha, phi,
                                         h_all, r_all)
         else:
-            full = _full_drive(drive, inputs, B)
+            full = _full_drive(drive, u_tm, B)
             lam = step_loops.torch_forward(jt, full, h0, alpha, phi, ws, grad_wanted, h_all, r_all)
         ctx.lam_holds_dphi, ctx.lam = lam is not None, lam
         ctx.save_for_backward(J, h0, r_all, u_tm, B)

@@ -64,32 +64,27 @@ def _gemm_call_overload(kind, *args):
 
 @numba.njit(error_model="numpy")
 def gemm_scratch(dtype_of, m, k, n):  # pragma: no cover (jit)
-    """GEMM arguments passed by reference: ints (n, m, k) and scalars (1, 0); op 'N'."""
+    """The by-reference arguments of `matmul` for out (m, n) = a (m, k) @ b: ints (n, m, k),
+    scalars (1, 0) in dtype_of's dtype, ops ('N', 'T')."""
     ints = np.empty(3, np.int32)
     ints[0], ints[1], ints[2] = n, m, k
     scal = np.empty(2, dtype_of.dtype)
     scal[0], scal[1] = 1, 0
-    op = np.empty(1, np.uint8)
-    op[0] = 78  # 'N'
-    return ints, scal, op
+    ops = np.empty(2, np.uint8)
+    ops[0], ops[1] = 78, 84  # 'N', 'T'
+    return ints, scal, ops
 
 
 @numba.njit(error_model="numpy")
-def matmul(a, b, out, ints, scal, op):  # pragma: no cover (jit)
-    """out = a @ b for C-contiguous (m, k), (k, n), (m, n), as column-major out^T = b^T a^T."""
+def matmul(a, b, out, scratch, trans_b):  # pragma: no cover (jit)
+    """out = a @ b (trans_b False: b is (k, n)) or a @ b^T (trans_b True: b is (n, k)), all
+    C-contiguous, computed as the column-major out^T = op(b)^T a^T; scratch from gemm_scratch."""
+    ints, scal, ops = scratch
+    op_b = ops[1:] if trans_b else ops[0:1]
+    ld_b = ints[2:] if trans_b else ints[0:]
     gemm_call(
-        scal[0], op.ctypes, op.ctypes, ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes,
-        scal[0:].ctypes, b.ctypes, ints[0:].ctypes, a.ctypes, ints[2:].ctypes,
-        scal[1:].ctypes, out.ctypes, ints[0:].ctypes,
-    )  # fmt: skip
-
-
-@numba.njit(error_model="numpy")
-def matmul_bt(a, b, out, ints, op_t, op_n, scal):  # pragma: no cover (jit)
-    """out = a @ b^T for C-contiguous a (m, k), b (n, k), out (m, n); ints = (n, m, k)."""
-    gemm_call(
-        scal[0], op_t.ctypes, op_n.ctypes, ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes,
-        scal[0:].ctypes, b.ctypes, ints[2:].ctypes, a.ctypes, ints[2:].ctypes,
+        scal[0], op_b.ctypes, ops.ctypes, ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes,
+        scal[0:].ctypes, b.ctypes, ld_b.ctypes, a.ctypes, ints[2:].ctypes,
         scal[1:].ctypes, out.ctypes, ints[0:].ctypes,
     )  # fmt: skip
 

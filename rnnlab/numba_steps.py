@@ -116,7 +116,7 @@ def forward_steps(
     _, t_steps, bt, n = states.shape[1], states.shape[0], states.shape[2], states.shape[3]
     with_drive, with_inputs = drive.shape[1] > 0, u.shape[3] > 0
     tmp = np.empty((bt, n), dtype=states.dtype)
-    ints, scal, op = gemm_scratch(tmp, bt, n, n)
+    scratch = gemm_scratch(tmp, bt, n, n)
     for s in range(s0, s1):
         r0, hs = rates[s, 0], h0[s]
         for i in range(bt):
@@ -124,7 +124,7 @@ def forward_steps(
                 r0[i, j] = _act(hs[i, j], phi)
         h_prev = hs
         for k in range(t_steps):
-            matmul(rates[s, k], jt[s], tmp, ints, scal, op)
+            matmul(rates[s, k], jt[s], tmp, scratch, False)
             if with_inputs:
                 _add_inputs(tmp, u[s, k], b_t[s])
             h_k, r_k = states[k, s], rates[s, k + 1]
@@ -149,7 +149,7 @@ def adjoint_steps(J, grad, rates, alpha, keep, phi, lam, s0, s1):  # pragma: no 
     """Seeds s0..s1-1: lambda_k = phi'(h_k) (g_k + alpha lambda_{k+1} J) + keep lambda_{k+1}."""
     _, t_steps, bt, n = grad.shape
     tmp = np.empty((bt, n), dtype=lam.dtype)
-    ints, scal, op = gemm_scratch(tmp, bt, n, n)
+    scratch = gemm_scratch(tmp, bt, n, n)
     last = t_steps - 1
     for s in range(s0, s1):
         l_last, r_last, g_last = lam[s, last], rates[s, last + 1], grad[s, last]
@@ -158,7 +158,7 @@ def adjoint_steps(J, grad, rates, alpha, keep, phi, lam, s0, s1):  # pragma: no 
                 l_last[i, j] = _dphi_from_rate(r_last[i, j], phi) * g_last[i, j]
         for k in range(last - 1, -1, -1):
             l_next = lam[s, k + 1]
-            matmul(l_next, J[s], tmp, ints, scal, op)
+            matmul(l_next, J[s], tmp, scratch, False)
             l_k, r_k, g_k = lam[s, k], rates[s, k + 1], grad[s, k]
             for i in range(bt):
                 for j in range(n):

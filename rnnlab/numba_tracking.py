@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from rnnlab.numba_blas import eigvals_real, gemm_scratch, matmul_bt
+from rnnlab.numba_blas import eigvals_real, gemm_scratch, matmul
 
 __all__ = ["leading_eigvals"]
 
@@ -64,9 +64,7 @@ def leading_eigvals(J, basis_rows, shift, n_products, out):  # pragma: no cover 
     s_count, p, n = basis_rows.shape
     k = out.shape[1]
     zt = np.empty((p, n), dtype=basis_rows.dtype)
-    ints, scal, _ = gemm_scratch(zt, p, n, n)
-    op_t, op_n = np.empty(1, np.uint8), np.empty(1, np.uint8)
-    op_t[0], op_n[0] = 84, 78  # 'T', 'N'
+    scratch = gemm_scratch(zt, p, n, n)
     ray = np.empty((p, p), np.float64)
     wr, wi, work = np.empty(p), np.empty(p), np.empty(8 * p + 8)
     info_ints = np.empty(4, np.int32)
@@ -76,7 +74,7 @@ def leading_eigvals(J, basis_rows, shift, n_products, out):  # pragma: no cover 
     for s in range(s_count):
         qt = basis_rows[s]
         for it in range(n_products):
-            matmul_bt(qt, J[s], zt, ints, op_t, op_n, scal)  # rows: ((J + shift) q_a)^T
+            matmul(qt, J[s], zt, scratch, True)  # rows: ((J + shift) q_a)^T
             for a in range(p):
                 for r in range(n):
                     zt[a, r] += sh * qt[a, r]

@@ -82,9 +82,9 @@ def _array(t: Tensor) -> np.ndarray:
 
 
 def _run_compiled(
-    kernel, args: tuple, n_seeds: int, step_macs: int, written: tuple[Tensor, ...]
+    steps, kernel, args: tuple, n_seeds: int, step_macs: int, written: tuple[Tensor, ...]
 ) -> None:
-    """kernel(*args) over groups of seeds on torch's thread budget.
+    """kernel(*args) of rnnlab.numba_steps (`steps`) over groups of seeds on torch's threads.
 
     With several groups (seeds whose step GEMM has >= PARALLEL_MIN_STEP_MACS multiply-adds) each
     runs on its own thread and torch's BLAS (which the kernel calls) is set to one thread
@@ -92,14 +92,12 @@ def _run_compiled(
     `written` tensors through NumPy views, which autograd cannot see: their version counters are
     bumped so that a graph still holding them refuses to backpropagate.
     """
-    from rnnlab.numba_steps import over_seeds
-
     threads = torch.get_num_threads()
     workers = min(threads, n_seeds) if step_macs >= PARALLEL_MIN_STEP_MACS else 1
     if workers > 1:
         torch.set_num_threads(1)
     try:
-        over_seeds(kernel, args, n_seeds, workers)
+        steps.over_seeds(kernel, args, n_seeds, workers)
     finally:
         if workers > 1:
             torch.set_num_threads(threads)
@@ -124,7 +122,7 @@ def compiled_forward(steps, jt, drive_tm, u_tm, b_t, h0, alpha, phi, states, rat
         _array(jt), _array(drive_tm), _array(u_tm), _array(b_t), _array(h0),
         *_coefficients(alpha, jt), steps.PHI_CODES[phi], _array(states), _array(rates),
     )  # fmt: skip
-    _run_compiled(steps.forward_steps, args, s, bt * n * n, (states, rates))
+    _run_compiled(steps, steps.forward_steps, args, s, bt * n * n, (states, rates))
 
 
 def compiled_adjoint(steps, J, grad_tm, rates, alpha, phi, lam) -> None:
@@ -134,7 +132,7 @@ def compiled_adjoint(steps, J, grad_tm, rates, alpha, phi, lam) -> None:
         steps.PHI_CODES[phi], _array(lam),
     )  # fmt: skip
     s, _, bt, n = lam.shape
-    _run_compiled(steps.adjoint_steps, args, s, bt * n * n, (lam,))
+    _run_compiled(steps, steps.adjoint_steps, args, s, bt * n * n, (lam,))
 
 
 @contextmanager

@@ -108,7 +108,7 @@ class LeadingEigTracker:
             if self.shift:
                 z = z + self.shift * q
             if i == n_products - 1:
-                rayleigh = q.transpose(-1, -2) @ z
+                rayleigh = q.transpose(-1, -2) @ z  # Q^T (J + shift) Q, Q orthonormal
             q = torch.linalg.qr(z).Q
         self.basis = q
         return rayleigh.cpu().double().numpy()
