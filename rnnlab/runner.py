@@ -30,28 +30,31 @@ def run(
     path = Path(output) if output is not None else default_output(cfg)
     writer = ArchiveWriter(path, cfg, overwrite=overwrite, command=command)  # checks the path
     trainer = Trainer(cfg, progress=progress, tracker_factory=OutlierRecorder.for_trainer)
-    init = trainer.net
-    writer.open(
-        {
-            "time": trial_times(cfg),
-            "input_names": input_names(cfg["task"]),
-            "output_names": output_names(cfg["task"]),
-            "J0": init.J0.cpu().numpy(),
-            "mse_optimal": kalman_optimal_mse(cfg),
-            "eval_input": trainer.eval_inputs.cpu().numpy(),
-            "eval_target": trainer.eval_targets.cpu().numpy(),
-            "imposed_u": _numpy(init.imposed_u),
-            "imposed_v": _numpy(init.imposed_v),
-        }
-    )
     background = BackgroundWriter(writer)
-    trainer.recorder = background
     try:
+        background.open(_static(cfg, trainer))
+        trainer.recorder = background
         trainer.run()
     except BaseException:
         background.abort()
         raise
     return background.close()
+
+
+def _static(cfg: dict[str, Any], trainer: Trainer) -> dict[str, Any]:
+    """What the archive holds from the start: times, labels, J0, the evaluation trials."""
+    init = trainer.net
+    return {
+        "time": trial_times(cfg),
+        "input_names": input_names(cfg["task"]),
+        "output_names": output_names(cfg["task"]),
+        "J0": init.J0.cpu().numpy(),
+        "mse_optimal": kalman_optimal_mse(cfg),
+        "eval_input": trainer.eval_inputs.cpu().numpy(),
+        "eval_target": trainer.eval_targets.cpu().numpy(),
+        "imposed_u": _numpy(init.imposed_u),
+        "imposed_v": _numpy(init.imposed_v),
+    }
 
 
 def _numpy(value: Any) -> np.ndarray | None:

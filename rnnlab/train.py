@@ -267,10 +267,7 @@ class Trainer:
 
     def _record_curve(self, epoch: int, loss: torch.Tensor, mse: torch.Tensor) -> None:
         values = {"loss_curve": loss.cpu().numpy(), "mse_curve": mse.cpu().numpy()}
-        finite = (
-            np.isfinite(values["loss_curve"])
-            & torch.isfinite(self.net.J).flatten(1).all(dim=1).cpu().numpy()
-        )
+        finite = np.isfinite(values["loss_curve"]) & finite_per_seed(self.net.J.detach())
         if not finite.all():
             bad = [s for s, ok in zip(self.cfg["seeds"], finite, strict=True) if not ok]
             raise FloatingPointError(
@@ -307,6 +304,14 @@ class Trainer:
                 },
             )
         return {"loss": loss, "mse": mse}
+
+
+def finite_per_seed(J: torch.Tensor) -> np.ndarray:
+    """Whether each seed's J (S, N, N) is all finite, (S,) bool. On the CPU through NumPy: for
+    the default run's (4, 128, 128) 10-50 us against 100-170 us for torch.isfinite(J).all()."""
+    if J.device.type == "cpu":
+        return np.isfinite(J.numpy()).all(axis=(1, 2))
+    return torch.isfinite(J).flatten(1).all(dim=1).cpu().numpy()
 
 
 def trial_times(cfg: dict[str, Any]) -> np.ndarray:

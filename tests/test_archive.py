@@ -87,6 +87,21 @@ def test_stored_eigenvalues_are_those_of_the_stored_J(tiny_archive):
     np.testing.assert_allclose(ds.eigvals_jac0.values, ds.eigvals.values - 1, atol=1e-4)
 
 
+def test_stored_jacobian_spectra_match_the_stored_J_and_mean_state(tiny_archive):
+    # the last snapshot's two spectra are computed on two threads (after training), the others
+    # one after the other: both must be those of -I + J diag(1 - tanh(h_mean)^2)
+    ds = rnnlab.open_archive(tiny_archive)
+    for epoch in (0, -1):
+        for seed in range(ds.sizes["seed"]):
+            snap = ds.isel(seed=seed, epoch=epoch)
+            J = snap.J.values.astype(float)
+            slope = 1 - np.tanh(snap.h_mean.values.astype(float)) ** 2
+            expected = np.linalg.eigvals(J * slope[None, :] - np.eye(J.shape[0]))
+            np.testing.assert_allclose(
+                np.sort_complex(snap.eigvals_jac.values), np.sort_complex(expected), atol=1e-4
+            )
+
+
 def test_plain_netcdf4_reads_complex_pairs_as_floats(tiny_archive):
     with netCDF4.Dataset(tiny_archive) as nc:
         pairs = nc["eigvals"][:]
@@ -236,3 +251,79 @@ def test_crossing_epoch_comes_from_the_exact_snapshot_spectra(tmp_path):
             max_re = np.array([np.linalg.eigvals(m).real.max() - 1.0 for m in J])
             expected = first_upward_crossing(epochs, max_re)
             np.testing.assert_allclose(ds.crossing_epoch.values[s], expected, rtol=1e-4)
+
+
+class _NoCPut:
+    """A netCDF4 variable seen without its C-level `_put` (as in a netCDF4 that lacks it)."""
+
+    def __init__(self, var):
+        self.var, self.dtype, self.name = var, var.dtype, var.name
+
+    def __setitem__(self, key, value):
+        self.var[key] = value
+
+
+def test_put_block_writes_what_setitem_writes(tmp_path):
+    from rnnlab.data.writer import put_block
+
+    rng = np.random.default_rng(3)
+    blocks = [rng.standard_normal((3, 1, 4, 2)) for _ in range(3)]  # float64 into f4: cast
+    paths = {mode: tmp_path / f"{mode}.nc" for mode in ("setitem", "put", "fallback")}
+    for mode, path in paths.items():
+        with netCDF4.Dataset(path, "w") as nc:
+            for dim, size in (("seed", 3), ("epoch", None), ("n", 4), ("ri", 2)):
+                nc.createDimension(dim, size)
+            var = nc.createVariable("x", "f4", ("seed", "epoch", "n", "ri"), fill_value=np.nan)
+            epoch = nc.createVariable("epoch", "i8", ("epoch",))
+            scalar = nc.createVariable("s", "f8", ())
+            for i, block in enumerate(blocks):
+                if mode == "setitem":
+                    var[:, i] = block[:, 0]
+                    epoch[i] = 10 * i
+                else:
+                    target = var if mode == "put" else _NoCPut(var)
+                    put_block(target, (0, i, 0, 0), block)
+                    put_block(epoch if mode == "put" else _NoCPut(epoch), (i,), [10 * i])
+            if mode == "setitem":
+                scalar[...] = 2.5
+            else:
+                put_block(scalar if mode == "put" else _NoCPut(scalar), (), np.float64(2.5))
+    with netCDF4.Dataset(paths["setitem"]) as ref:
+        expected = {k: ref[k][...] for k in ("x", "epoch", "s")}
+    np.testing.assert_array_equal(expected["x"], np.concatenate(blocks, axis=1).astype("f4"))
+    for mode in ("put", "fallback"):
+        with netCDF4.Dataset(paths[mode]) as nc:
+            assert nc.dimensions["epoch"].size == 3
+            for name, want in expected.items():
+                np.testing.assert_array_equal(nc[name][...], want)
+    with netCDF4.Dataset(paths["put"], "a") as nc, pytest.raises(ValueError, match="shape"):
+        put_block(nc["x"], (0, 3), blocks[0])  # a block must name every axis's start
+
+
+def test_archive_that_cannot_be_created_stops_the_run_within_an_epoch(tmp_path, monkeypatch):
+    # the archive is created on the writer thread while training starts; its failure (here
+    # after a while, as a slow disk would) must still stop training at once, not at the next
+    # snapshot or after the run, and leave no archive behind
+    from rnnlab.data.writer import ArchiveWriter
+    from rnnlab.train import Trainer
+
+    steps, failed_at = [], []
+
+    def no_space(self, static):
+        time.sleep(0.2)
+        failed_at.append(len(steps))
+        raise OSError("No space left on device")
+
+    plain_step = Trainer.step
+
+    def counted(self):
+        steps.append(1)
+        return plain_step(self)
+
+    monkeypatch.setattr(ArchiveWriter, "open", no_space)
+    monkeypatch.setattr(Trainer, "step", counted)
+    cfg = load_config(None, tiny_overrides(**{"train.epochs": 3000, "record.every": 1500}))
+    with pytest.raises(OSError, match="No space left"):
+        run(cfg, tmp_path / "run.nc", progress=False)
+    assert len(steps) - failed_at[0] <= 2 and len(steps) < 1500
+    assert not (tmp_path / "run.nc").exists()

@@ -11,7 +11,14 @@ from conftest import tiny_overrides
 
 from rnnlab.config import load_config
 from rnnlab.tasks import batch_for_seeds, kalman_optimal_mse, seed_generator
-from rnnlab.train import Network, Trainer, build_network, clip_per_seed, forward
+from rnnlab.train import (
+    Network,
+    Trainer,
+    build_network,
+    clip_per_seed,
+    finite_per_seed,
+    forward,
+)
 
 
 @pytest.mark.parametrize("phi", ["tanh", "relu", "linear"])
@@ -78,6 +85,14 @@ def test_gradient_clipping_is_per_seed():
 
 
 @pytest.mark.slow
+def test_finite_per_seed_flags_each_seed_with_a_nan_or_inf():
+    J = torch.zeros(4, 3, 3)
+    J[1, 2, 0] = float("nan")
+    J[3, 0, 1] = -float("inf")
+    assert finite_per_seed(J).tolist() == [True, False, True, False]
+    assert finite_per_seed(J[:1]).dtype == bool
+
+
 def test_default_config_learns():
     cfg = load_config()
     trainer = Trainer(cfg, progress=False)

@@ -13,6 +13,7 @@ import queue
 import sys
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,21 @@ def can_create_in(directory: Path) -> bool:
         return False
 
 
+def put_block(var: netCDF4.Variable, start: tuple[int, ...], block: Any) -> None:
+    """var[start : start + block.shape] = block, through the C-level put that netCDF4's
+    __setitem__ ends in (Variable._put). __setitem__'s Python-side indexing cost 100-600 us per
+    call here, nearly all of it holding the GIL that the training thread needs; _put cost 10-80
+    us. Where a netCDF4 version lacks _put, __setitem__ does the same write."""
+    data = np.asarray(block, dtype=var.dtype, order="C")
+    if data.ndim != len(start):
+        raise ValueError(f"{var.name}: block of shape {data.shape} for start {start}")
+    put = getattr(var, "_put", None)
+    if put is None:
+        var[tuple(slice(a, a + n) for a, n in zip(start, data.shape, strict=True))] = data
+    else:
+        put(data, list(start), list(data.shape), [1] * data.ndim)
+
+
 def versions() -> dict[str, str]:
     """Versions of the packages that produced an archive (read from metadata: importing xarray
     here would add half a second to every run)."""
@@ -102,6 +118,9 @@ class ArchiveWriter:
         self.snapshot_epochs: list[int] = []  # for crossing_epoch, from the exact spectra
         self.snapshot_max_re: list[np.ndarray] = []
         self.phi = cfg["model"]["phi"]
+        # Set once training has ended (BackgroundWriter.close): the Jacobian's spectrum is then
+        # computed on this second thread while J's is computed, since no trainer needs the core.
+        self.spectra_pool: ThreadPoolExecutor | None = None
 
     # -- creation -------------------------------------------------------------------------------
     def open(self, static: dict[str, Any]) -> None:
@@ -159,7 +178,7 @@ class ArchiveWriter:
             var = ds.createVariable(coord, "f8", ("seed",))
             var.long_name = f"config {section}.{key}"
             var.units = "1"
-            var[:] = np.full(len(seeds), float(node[key]))
+            put_block(var, (0,), np.full(len(seeds), float(node[key])))
         ds.setncattr("coordinates", " ".join(["run", *SEED_SETTINGS]))
         self._create_variables(static)
         self.J0 = np.asarray(static["J0"], dtype=np.float32)
@@ -191,7 +210,7 @@ class ArchiveWriter:
         var = self.ds.createVariable(name, spec.dtype, spec.dims)
         var.long_name, var.units = spec.long_name, spec.units
         if values is not None:
-            var[:] = values
+            put_block(var, (0,), values)
 
     def _create_variables(self, static: dict[str, Any]) -> None:
         record = self.cfg["record"]
@@ -231,33 +250,51 @@ class ArchiveWriter:
         return out
 
     def _put(self, name: str, values: Any) -> None:
+        """Write a whole fixed-size variable (if the schema kept it)."""
         if name in self.ds.variables:
-            self.ds.variables[name][...] = values
+            var = self.ds.variables[name]
+            put_block(var, (0,) * var.ndim, np.broadcast_to(values, var.shape))
 
     # -- records --------------------------------------------------------------------------------
+    def _append(self, name: str, index: int, values: Any, count: int = 1) -> None:
+        """Write `values` (seed, count, ...) at position `index` of a (seed, epoch-like, ...)
+        variable, or (count,) values into a 1-d epoch-like coordinate."""
+        var = self.ds.variables[name]
+        block = np.asarray(values)
+        if var.ndim == 1:
+            put_block(var, (index,), block.reshape(count))
+            return
+        if count == 1:
+            block = block[:, None]
+        put_block(var, (0, index) + (0,) * (var.ndim - 2), block)
+
     def write_snapshot(self, epoch: int, values: dict[str, np.ndarray]) -> None:
         """Append one snapshot: J, dJ, B, w, losses, row/column means and spectra."""
         i = self.n_epoch
         v = self.ds.variables
         J = values["J"].astype(np.float32)
-        v["epoch"][i] = epoch
+        dh = dphi_numpy(values["h_mean"].astype(np.float64), self.phi)
+        jac = jacobian(J, dh)
+        pool = self.spectra_pool
+        jac_eigs = pool.submit(sorted_eigvals, jac, single=True) if pool is not None else None
+        self._append("epoch", i, epoch)
         for name in ("J", "dJ"):
             if name in v:
-                v[name][:, i] = J if name == "J" else J - self.J0
+                self._append(name, i, J if name == "J" else J - self.J0)
         for name in ("B", "w", "loss", "mse", "h_mean"):
-            v[name][:, i] = values[name]
-        v["row_mean"][:, i] = J.mean(axis=2)
-        v["col_mean"][:, i] = J.mean(axis=1)
+            self._append(name, i, values[name])
+        self._append("row_mean", i, J.mean(axis=2))
+        self._append("col_mean", i, J.mean(axis=1))
         eigs = sorted_eigvals(J, single=True)  # float32 LAPACK for the float32 J: half the time
-        v["eigvals"][:, i] = pairs(eigs)
+        self._append("eigvals", i, pairs(eigs))
         # at the origin every slope is phi'(0): the Jacobian's eigenvalues are phi'(0) lambda - 1
         # (same order: a positive scale and a shift keep the descending real part)
         jac0 = dphi_at_origin(self.phi) * eigs - 1.0
-        v["eigvals_jac0"][:, i] = pairs(jac0)
+        self._append("eigvals_jac0", i, pairs(jac0))
         self.snapshot_epochs.append(epoch)
         self.snapshot_max_re.append(jac0.real.max(axis=-1))
-        dh = dphi_numpy(values["h_mean"].astype(np.float64), self.phi)
-        v["eigvals_jac"][:, i] = pairs(sorted_eigvals(jacobian(J, dh), single=True))
+        jac_eigs = jac_eigs.result() if jac_eigs is not None else sorted_eigvals(jac, single=True)
+        self._append("eigvals_jac", i, pairs(jac_eigs))
         self.n_epoch += 1
         self.ds.sync()
 
@@ -266,22 +303,20 @@ class ArchiveWriter:
         if not rows:
             return
         i, k = self.n_curve, len(rows)
-        v = self.ds.variables
-        v["curve_epoch"][i : i + k] = np.asarray(epochs)
+        self._append("curve_epoch", i, epochs, count=k)
         for name in rows[0]:
             stacked = np.stack([r[name] for r in rows], axis=1)
             if np.iscomplexobj(stacked):
                 stacked = pairs(stacked)
-            v[name][:, i : i + k] = stacked
+            self._append(name, i, stacked, count=k)
         self.n_curve += k
 
     def write_trajectories(self, epoch: int, values: dict[str, np.ndarray]) -> None:
         """Append the evaluation trajectories of one epoch."""
         i = self.n_traj
-        v = self.ds.variables
-        v["traj_epoch"][i] = epoch
+        self._append("traj_epoch", i, epoch)
         for name, value in values.items():
-            v[name][:, i] = value
+            self._append(name, i, value)
         self.n_traj += 1
         self.ds.sync()
 
@@ -315,8 +350,10 @@ class ArchiveWriter:
 class BackgroundWriter:
     """Runs an ArchiveWriter on a worker thread so training never waits on disk or eigvals.
 
-    The trainer calls curve/snapshot/trajectories; they enqueue copies and return. Curve rows are
-    buffered and flushed with each snapshot. An error on the worker is raised on the next call.
+    `open` creates the file on the worker too (the trainer's first epochs overlap it). The trainer
+    calls curve/snapshot/trajectories; they enqueue copies and return. Curve rows are buffered and
+    flushed with each snapshot. An error on the worker is raised on the next call (curve is called
+    every epoch, so within an epoch).
     """
 
     def __init__(self, writer: ArchiveWriter, max_pending: int = 4) -> None:
@@ -356,7 +393,13 @@ class BackgroundWriter:
         self._busy = True
         self.queue.put((method, args))
 
+    def open(self, static: dict[str, Any]) -> None:
+        """ArchiveWriter.open on the worker (the path was checked when the writer was made)."""
+        self._submit("open", static)
+
     def curve(self, epoch: int, values: dict[str, np.ndarray]) -> None:
+        if self.error is not None:
+            raise self.error
         self.curve_epochs.append(epoch)
         self.curve_rows.append(values)
 
@@ -375,8 +418,12 @@ class BackgroundWriter:
     def close(self, extra: dict[str, np.ndarray] | None = None) -> Path:
         """Drain the queue, then finish the archive (raising any worker error)."""
         self._flush_curve()
+        pool = ThreadPoolExecutor(1, thread_name_prefix="rnnlab-spectra")
+        self.writer.spectra_pool = pool  # training is over: the last snapshot may use 2 cores
         self.queue.put(None)
         self.thread.join()
+        pool.shutdown()
+        self.writer.spectra_pool = None
         if self.error is not None:
             raise self.error
         return self.writer.finish(extra)
