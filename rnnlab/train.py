@@ -300,7 +300,7 @@ class Trainer:
                 epoch,
                 {
                     "traj_output": ev.outputs.cpu().numpy(),
-                    "traj_rate": ev.rates.cpu().numpy().copy(),
+                    "traj_rate": ev.rates.cpu().numpy(),  # fresh per evaluation: no copy
                 },
             )
         return {"loss": loss, "mse": mse}

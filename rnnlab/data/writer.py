@@ -15,6 +15,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from rnnlab.config import to_toml
 from rnnlab.data.ri import pairs
 from rnnlab.data.schema import COMPLEX_DIM, COORDS, SCHEMA_VERSION, SEED_SETTINGS, VARIABLES
 from rnnlab.errors import ArchiveError
-from rnnlab.spectra import crossing_epoch, dphi_at_origin, dphi_numpy, jacobian, sorted_eigvals
+from rnnlab.spectra import crossing_epoch, dphi_at_origin, dphi_numpy, sorted_eigvals
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -118,8 +119,8 @@ class ArchiveWriter:
         self.snapshot_epochs: list[int] = []  # for crossing_epoch, from the exact spectra
         self.snapshot_max_re: list[np.ndarray] = []
         self.phi = cfg["model"]["phi"]
-        # Set once training has ended (BackgroundWriter.close): the Jacobian's spectrum is then
-        # computed on this second thread while J's is computed, since no trainer needs the core.
+        # Set once training has ended (BackgroundWriter.close): the last snapshot's two spectra
+        # then run on it side by side, since no trainer needs the cores any more.
         self.spectra_pool: ThreadPoolExecutor | None = None
 
     # -- creation -------------------------------------------------------------------------------
@@ -273,10 +274,12 @@ class ArchiveWriter:
         i = self.n_epoch
         v = self.ds.variables
         J = values["J"].astype(np.float32)
-        dh = dphi_numpy(values["h_mean"].astype(np.float64), self.phi)
-        jac = jacobian(J, dh)
-        pool = self.spectra_pool
-        jac_eigs = pool.submit(sorted_eigvals, jac, single=True) if pool is not None else None
+        # -I + J diag(phi'(h_mean)), in float32 like J (its spectrum is computed in float32)
+        slope = dphi_numpy(values["h_mean"].astype(np.float64), self.phi).astype(np.float32)
+        jac = J * slope[:, None, :]
+        diagonal = np.arange(J.shape[-1])
+        jac[:, diagonal, diagonal] -= 1
+        spectra = self._spectra(J, jac)
         self._append("epoch", i, epoch)
         for name in ("J", "dJ"):
             if name in v:
@@ -285,7 +288,7 @@ class ArchiveWriter:
             self._append(name, i, values[name])
         self._append("row_mean", i, J.mean(axis=2))
         self._append("col_mean", i, J.mean(axis=1))
-        eigs = sorted_eigvals(J, single=True)  # float32 LAPACK for the float32 J: half the time
+        eigs, jac_eigs = (spectrum() for spectrum in spectra)
         self._append("eigvals", i, pairs(eigs))
         # at the origin every slope is phi'(0): the Jacobian's eigenvalues are phi'(0) lambda - 1
         # (same order: a positive scale and a shift keep the descending real part)
@@ -293,10 +296,18 @@ class ArchiveWriter:
         self._append("eigvals_jac0", i, pairs(jac0))
         self.snapshot_epochs.append(epoch)
         self.snapshot_max_re.append(jac0.real.max(axis=-1))
-        jac_eigs = jac_eigs.result() if jac_eigs is not None else sorted_eigvals(jac, single=True)
         self._append("eigvals_jac", i, pairs(jac_eigs))
         self.n_epoch += 1
         self.ds.sync()
+
+    def _spectra(self, *matrices: np.ndarray) -> list:
+        """A callable per batch of matrices giving its sorted float32 eigenvalues. During training
+        they are computed when called, on this thread; once training has ended (spectra_pool set)
+        they start at once on the pool, overlapping each other and the writes meanwhile."""
+        pool = self.spectra_pool
+        if pool is None:
+            return [partial(sorted_eigvals, m, single=True) for m in matrices]
+        return [pool.submit(sorted_eigvals, m, single=True).result for m in matrices]
 
     def write_curve(self, epochs: list[int], rows: list[dict[str, np.ndarray]]) -> None:
         """Append learning-curve rows (and tracked eigenvalues) for several epochs at once."""
@@ -418,7 +429,7 @@ class BackgroundWriter:
     def close(self, extra: dict[str, np.ndarray] | None = None) -> Path:
         """Drain the queue, then finish the archive (raising any worker error)."""
         self._flush_curve()
-        pool = ThreadPoolExecutor(1, thread_name_prefix="rnnlab-spectra")
+        pool = ThreadPoolExecutor(2, thread_name_prefix="rnnlab-spectra")
         self.writer.spectra_pool = pool  # training is over: the last snapshot may use 2 cores
         self.queue.put(None)
         self.thread.join()
