@@ -16,7 +16,7 @@ import numpy as np
 
 from rnnlab.numba_blas import eigvals_real, gemm_scratch, matmul
 
-__all__ = ["leading_eigvals"]
+__all__ = ["leading_eigvals", "outlier_summary"]
 
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 
@@ -102,3 +102,22 @@ def leading_eigvals(J, basis_rows, shift, n_products, out):  # pragma: no cover 
             taken[best] = True
             out[s, j] = complex(wr[best] - shift, wi[best])
     return ok
+
+
+@numba.njit(**_JIT)
+def outlier_summary(vals, edge, slope0, n_out, max_re):  # pragma: no cover (jit)
+    """Per seed s of vals (S, k) complex: n_out[s] = how many |lambda| > edge (outside the bulk
+    disc), max_re[s] = slope0 * max Re lambda - 1 (the Jacobian at the origin). NaN rows give
+    n_out 0 and max_re NaN. One call instead of five NumPy ones: each cost ~10 us cold in the
+    training loop, where this runs every epoch."""
+    for s in range(vals.shape[0]):
+        count = 0
+        best = -np.inf
+        for j in range(vals.shape[1]):
+            lam = vals[s, j]
+            if abs(lam) > edge:
+                count += 1
+            if best == best and (lam.real > best or lam.real != lam.real):
+                best = lam.real  # a NaN stays, as in NumPy's max
+        n_out[s] = count
+        max_re[s] = slope0 * best - 1.0

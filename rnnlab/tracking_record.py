@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rnnlab.numba_tracking import outlier_summary
 from rnnlab.spectra import bulk_edge, dphi_at_origin
 from rnnlab.tracking import LeadingEigTracker
 
@@ -46,6 +47,7 @@ class OutlierRecorder:
     def update(self, J: torch.Tensor) -> dict[str, np.ndarray]:
         """Values for this epoch's learning-curve row (few NumPy calls: this runs every epoch)."""
         lam = self.tracker.eigenvalues(J)
-        n_out = (np.abs(lam) > self.edge).sum(axis=-1, dtype=np.int32)  # outside the bulk disc
-        max_re = self.slope0 * lam.real.max(axis=-1) - 1.0
+        n_out = np.empty(len(lam), np.int32)  # how many lie outside the bulk disc
+        max_re = np.empty(len(lam))
+        outlier_summary(lam, self.edge, self.slope0, n_out, max_re)
         return {"tracked": lam, "n_outliers": n_out, "max_re_jac0": max_re}

@@ -141,3 +141,21 @@ def test_overhead_benchmark_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "ratio with/without:" in result.stdout
+
+
+def test_outlier_recorder_counts_the_planted_outliers_and_the_jacobian_max_re(path: str) -> None:
+    """The per-epoch curve values: planted outliers (2 and 1.5 +- 0.8i, outside the g = 1 bulk)
+    are counted, the bulk is not, and max Re of the Jacobian at the origin (tanh: J - I) is the
+    rightmost outlier's real part minus one, as from a full decomposition."""
+    from rnnlab.config import load_config
+    from rnnlab.tracking_record import OutlierRecorder
+
+    cfg = load_config(None, [f"model.N={N}", f"model.g={G}", "record.track_k=4"])
+    recorder = OutlierRecorder(cfg, S, torch.device("cpu"))
+    J, _ = planted(seed=5)
+    values = recorder.update(torch.from_numpy(J.astype(np.float32)))
+    assert values["n_outliers"].dtype == np.int32
+    np.testing.assert_array_equal(values["n_outliers"], np.full(S, 3))
+    exact = np.linalg.eigvals(J).real.max(axis=-1) - 1.0
+    np.testing.assert_allclose(values["max_re_jac0"], exact, atol=1e-3)
+    assert values["tracked"].shape == (S, 4)
