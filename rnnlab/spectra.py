@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 from scipy.optimize import linear_sum_assignment
 
 from rnnlab.config import PHIS
@@ -79,15 +79,16 @@ def dphi_at_origin(phi: str) -> float:
     return float(dphi_numpy(0.0, phi))
 
 
-def jacobian(J: ArrayLike, dphi: ArrayLike) -> NDArray[np.float64]:
-    """-I + J diag(dphi) for J (..., N, N) and dphi (..., N) or a scalar, batched."""
-    j = np.asarray(J, dtype=float)
+def jacobian(J: ArrayLike, dphi: ArrayLike, dtype: DTypeLike = np.float64) -> NDArray:
+    """-I + J diag(dphi) for J (..., N, N) and dphi (..., N) or a scalar, batched, in `dtype`
+    (the archive writer builds it in float32, the precision of its J and of its spectrum)."""
+    j = np.asarray(J, dtype=dtype)
     _check_square(j, "J")
-    d = np.asarray(dphi, dtype=float)
+    d = np.asarray(dphi, dtype=dtype)
     if d.ndim and d.shape[-1] != j.shape[-1]:
         raise ValueError(f"dphi must have N={j.shape[-1]} entries on its last axis, got {d.shape}")
     cols = d[..., None, :] if d.ndim else d
-    return j * cols - np.eye(j.shape[-1])
+    return j * cols - np.eye(j.shape[-1], dtype=dtype)
 
 
 def bulk_edge(

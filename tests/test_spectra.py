@@ -91,6 +91,10 @@ def test_jacobian_matches_finite_differences_of_the_vector_field(phi: str) -> No
     np.testing.assert_allclose(got, fd, atol=1e-6)
     # scalar slope: the Jacobian at the origin, -I + phi'(0) J
     np.testing.assert_allclose(sp.jacobian(J, sp.dphi_at_origin(phi)), J - np.eye(n))
+    # in float32 (as the archive writer builds it): the same to float32 rounding
+    single = sp.jacobian(J, sp.dphi_numpy(h, phi), dtype=np.float32)
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, fd, atol=1e-5)
 
 
 def test_bulk_edge_rule_and_no_false_outliers() -> None:

@@ -27,7 +27,7 @@ from rnnlab.config import to_toml
 from rnnlab.data.ri import pairs
 from rnnlab.data.schema import COMPLEX_DIM, COORDS, SCHEMA_VERSION, SEED_SETTINGS, VARIABLES
 from rnnlab.errors import ArchiveError
-from rnnlab.spectra import crossing_epoch, dphi_at_origin, dphi_numpy, sorted_eigvals
+from rnnlab.spectra import crossing_epoch, dphi_at_origin, dphi_numpy, jacobian, sorted_eigvals
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -274,11 +274,8 @@ class ArchiveWriter:
         i = self.n_epoch
         v = self.ds.variables
         J = values["J"].astype(np.float32)
-        # -I + J diag(phi'(h_mean)), in float32 like J (its spectrum is computed in float32)
-        slope = dphi_numpy(values["h_mean"].astype(np.float64), self.phi).astype(np.float32)
-        jac = J * slope[:, None, :]
-        diagonal = np.arange(J.shape[-1])
-        jac[:, diagonal, diagonal] -= 1
+        slope = dphi_numpy(values["h_mean"].astype(np.float64), self.phi)
+        jac = jacobian(J, slope, dtype=np.float32)  # float32 like J and its spectrum
         spectra = self._spectra(J, jac)
         self._append("epoch", i, epoch)
         for name in ("J", "dJ"):
