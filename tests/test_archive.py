@@ -263,12 +263,21 @@ class _NoCPut:
         self.var[key] = value
 
 
+class _OtherCPut(_NoCPut):
+    """... or whose private `_put` takes other arguments."""
+
+    def _put(self, data, start, count, stride, extra):
+        raise AssertionError("never reached: the call itself fails")
+
+
 def test_put_block_writes_what_setitem_writes(tmp_path):
     from rnnlab.data.writer import put_block
 
     rng = np.random.default_rng(3)
     blocks = [rng.standard_normal((3, 1, 4, 2)) for _ in range(3)]  # float64 into f4: cast
-    paths = {mode: tmp_path / f"{mode}.nc" for mode in ("setitem", "put", "fallback")}
+    modes = ("setitem", "put", "fallback", "other")
+    paths = {mode: tmp_path / f"{mode}.nc" for mode in modes}
+    wrap = {"put": lambda v: v, "fallback": _NoCPut, "other": _OtherCPut}
     for mode, path in paths.items():
         with netCDF4.Dataset(path, "w") as nc:
             for dim, size in (("seed", 3), ("epoch", None), ("n", 4), ("ri", 2)):
@@ -281,17 +290,16 @@ def test_put_block_writes_what_setitem_writes(tmp_path):
                     var[:, i] = block[:, 0]
                     epoch[i] = 10 * i
                 else:
-                    target = var if mode == "put" else _NoCPut(var)
-                    put_block(target, (0, i, 0, 0), block)
-                    put_block(epoch if mode == "put" else _NoCPut(epoch), (i,), [10 * i])
+                    put_block(wrap[mode](var), (0, i, 0, 0), block)
+                    put_block(wrap[mode](epoch), (i,), [10 * i])
             if mode == "setitem":
                 scalar[...] = 2.5
             else:
-                put_block(scalar if mode == "put" else _NoCPut(scalar), (), np.float64(2.5))
+                put_block(wrap[mode](scalar), (), np.float64(2.5))
     with netCDF4.Dataset(paths["setitem"]) as ref:
         expected = {k: ref[k][...] for k in ("x", "epoch", "s")}
     np.testing.assert_array_equal(expected["x"], np.concatenate(blocks, axis=1).astype("f4"))
-    for mode in ("put", "fallback"):
+    for mode in modes[1:]:
         with netCDF4.Dataset(paths[mode]) as nc:
             assert nc.dimensions["epoch"].size == 3
             for name, want in expected.items():

@@ -69,15 +69,19 @@ def put_block(var: netCDF4.Variable, start: tuple[int, ...], block: Any) -> None
     """var[start : start + block.shape] = block, through the C-level put that netCDF4's
     __setitem__ ends in (Variable._put). __setitem__'s Python-side indexing cost 100-600 us per
     call here, nearly all of it holding the GIL that the training thread needs; _put cost 10-80
-    us. Where a netCDF4 version lacks _put, __setitem__ does the same write."""
+    us. _put is private: where a netCDF4 version lacks it or calls it differently (TypeError,
+    raised before anything is written), __setitem__ does the same write."""
     data = np.asarray(block, dtype=var.dtype, order="C")
     if data.ndim != len(start):
         raise ValueError(f"{var.name}: block of shape {data.shape} for start {start}")
     put = getattr(var, "_put", None)
-    if put is None:
-        var[tuple(slice(a, a + n) for a, n in zip(start, data.shape, strict=True))] = data
-    else:
-        put(data, list(start), list(data.shape), [1] * data.ndim)
+    if put is not None:
+        try:
+            put(data, list(start), list(data.shape), [1] * data.ndim)
+            return
+        except TypeError:
+            pass
+    var[tuple(slice(a, a + n) for a, n in zip(start, data.shape, strict=True))] = data
 
 
 def versions() -> dict[str, str]:
