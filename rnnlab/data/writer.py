@@ -399,9 +399,12 @@ class BackgroundWriter:
         (two spinning OpenMP threads plus the writer on two cores stall every parallel region)."""
         return self._busy
 
-    def _submit(self, method: str, *args: Any) -> None:
+    def _raise_worker_error(self) -> None:
         if self.error is not None:
             raise self.error
+
+    def _submit(self, method: str, *args: Any) -> None:
+        self._raise_worker_error()
         self._busy = True
         self.queue.put((method, args))
 
@@ -410,8 +413,7 @@ class BackgroundWriter:
         self._submit("open", static)
 
     def curve(self, epoch: int, values: dict[str, np.ndarray]) -> None:
-        if self.error is not None:
-            raise self.error
+        self._raise_worker_error()
         self.curve_epochs.append(epoch)
         self.curve_rows.append(values)
 
@@ -430,14 +432,14 @@ class BackgroundWriter:
     def close(self, extra: dict[str, np.ndarray] | None = None) -> Path:
         """Drain the queue, then finish the archive (raising any worker error)."""
         self._flush_curve()
-        pool = ThreadPoolExecutor(2, thread_name_prefix="rnnlab-spectra")
-        self.writer.spectra_pool = pool  # training is over: the last snapshot may use 2 cores
-        self.queue.put(None)
-        self.thread.join()
-        pool.shutdown()
-        self.writer.spectra_pool = None
-        if self.error is not None:
-            raise self.error
+        with ThreadPoolExecutor(2, thread_name_prefix="rnnlab-spectra") as pool:
+            self.writer.spectra_pool = pool  # training is over: the last snapshot may use 2 cores
+            try:
+                self.queue.put(None)
+                self.thread.join()
+            finally:
+                self.writer.spectra_pool = None
+        self._raise_worker_error()
         return self.writer.finish(extra)
 
     def abort(self) -> None:
