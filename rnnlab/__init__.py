@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# HDF5 reads this once, when the library starts (measured with HDF5 2.2: setting it later has no
+# effect), so it is set here, before anything of rnnlab imports netCDF4. Without it a run holds an
+# exclusive lock on its .partial for hours and every reader fails with "NetCDF: HDF error"; the
+# archive's fixed layout (rnnlab.data.writer) is what makes reading without locks safe.
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "load_config", "open_archive", "run"]

@@ -12,8 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from rnnlab.data.paths import unwritable_ancestor
 from rnnlab.data.reader import open_archive
-from rnnlab.data.writer import unwritable_ancestor
 from rnnlab.errors import RnnlabError
 
 REPORT_FILES = ("report.html", "summary.md", "analysis.nc")
@@ -42,8 +42,11 @@ def analyze_archives(
     png: bool = True,
     overwrite: bool = False,
     progress: bool = True,
+    allow_incomplete: bool = False,
 ) -> dict[str, Path]:
-    """Analyse archives (files or directories) and write report.html, summary.md, analysis.nc."""
+    """Analyse archives (files or directories) and write report.html, summary.md, analysis.nc.
+
+    `allow_incomplete` also reads unfinished archives (up to their committed records)."""
     from rnnlab.analysis import analyze, compute, save_analysis
     from rnnlab.analysis.report import write_report
 
@@ -52,7 +55,7 @@ def analyze_archives(
     if clusters < 1:
         raise RnnlabError(f"--clusters must be >= 1, got {clusters}")
     outdir = Path(outdir)
-    ds = open_archive(archives)
+    ds = open_archive(archives, allow_incomplete=allow_incomplete)
     if rank > ds.sizes["neuron"]:
         raise RnnlabError(f"--rank {rank} exceeds the number of neurons {ds.sizes['neuron']}")
     check_output_dir(outdir, overwrite)

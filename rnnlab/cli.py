@@ -7,13 +7,17 @@ Every user error (bad config value, missing or foreign file, unusable device) en
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import shlex
+import signal
 import sys
 from pathlib import Path
 
-from rnnlab.errors import RnnlabError
+from rnnlab.errors import RnnlabError, RunStopped
 
 EXIT_USAGE = 2
+EXIT_SIGPIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader has gone
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train (the embedded default config when none is given)")
     add_config_arguments(run)
     run.add_argument("-o", "--output", help="archive path (default: runs/<name>.nc)")
-    run.add_argument("--overwrite", action="store_true", help="replace an existing archive")
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing archive (or discard an unfinished run's .partial)",
+    )
+    run.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue the unfinished run of PATH (the archive or its .partial) from its last "
+        "checkpoint, with the config stored in it",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument(
         "--print-config",
@@ -66,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--overwrite", action="store_true", help="replace existing archives")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    info = sub.add_parser("info", help="dims, variables, config summary and final losses")
-    info.add_argument("archive")
+    info = sub.add_parser(
+        "info",
+        help="dims, variables, config summary and final losses (a directory: one line each)",
+    )
+    info.add_argument("archive", help="an archive, or a directory of archives")
 
     analyze = sub.add_parser("analyze", help="lazy analyses over archives and an HTML report")
     analyze.add_argument("archives", nargs="+", help="archive files or directories of archives")
@@ -84,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace files in an existing output directory"
     )
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
+    analyze.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="also read unfinished (.partial or killed) archives, up to their committed records",
+    )
     return parser
 
 
@@ -91,26 +113,68 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `rnnlab` command."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)  # runs replace it with a graceful stop
     try:
-        if args.command == "run":
-            return cmd_run(args, argv)
-        if args.command == "sweep":
-            return cmd_sweep(args, argv)
-        if args.command == "info":
-            return cmd_info(args)
-        return cmd_analyze(args)
+        status = dispatch(args, argv)
+        sys.stdout.flush()  # a reader that has gone (`| head`) shows here, not at exit
+        return status
     except RnnlabError as exc:
         print(f"rnnlab: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except FloatingPointError as exc:
         print(f"rnnlab: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        if not stdout_gone():
+            raise  # a socket or a child's pipe, not our reader: a real error
+        return quiet_broken_pipe()
+    except RunStopped as stop:
+        print(f"rnnlab: {stop}", file=sys.stderr)
+        return 128 + int(stop.signum)
     except KeyboardInterrupt:
-        print(
-            "rnnlab: interrupted; finished records are kept in the .partial archive",
-            file=sys.stderr,
-        )
+        print("rnnlab: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("rnnlab: terminated", file=sys.stderr)
+        return 143
+
+
+class Terminated(BaseException):  # noqa: N818 (like KeyboardInterrupt)
+    """SIGTERM outside training: end with one line and exit status 143, not silently."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run the chosen subcommand; its exit status."""
+    if args.command == "run":
+        return cmd_run(args, argv)
+    if args.command == "sweep":
+        return cmd_sweep(args, argv)
+    if args.command == "info":
+        return cmd_info(args)
+    return cmd_analyze(args)
+
+
+def stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (`rnnlab info x.nc | head -1`)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll, or no real stdout: assume ours
+        return True
+
+
+def quiet_broken_pipe() -> int:
+    """End quietly like a program killed by SIGPIPE. Python's recipe: point stdout at devnull,
+    so that the flush at interpreter exit cannot raise BrokenPipeError again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_SIGPIPE
 
 
 def command_line(argv: list[str]) -> str:
@@ -121,6 +185,18 @@ def command_line(argv: list[str]) -> str:
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from rnnlab.config import load_config, to_toml
 
+    if args.resume is not None:
+        if args.config is not None or args.overrides or args.output or args.print_config:
+            raise RnnlabError(
+                "--resume takes the config and path stored in the unfinished run; "
+                "drop the config file, --set, -o and --print-config"
+            )
+        from rnnlab.runner import resume
+
+        path = resume(args.resume, progress=not args.quiet)
+        if not args.quiet:
+            print(f"wrote {path}")
+        return 0
     cfg = load_config(args.config, args.overrides)
     if args.print_config:
         print(to_toml(cfg), end="")
@@ -161,9 +237,14 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from rnnlab.data.info import describe
+    from rnnlab.data.info import describe, describe_dir
 
-    print(describe(Path(args.archive)))
+    path = Path(args.archive)
+    if not path.is_dir():
+        print(describe(path))
+        return 0
+    for line in describe_dir(path):
+        print(line, flush=True)  # one line per archive as it is read
     return 0
 
 
@@ -179,6 +260,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         png=not args.no_png,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        allow_incomplete=args.allow_incomplete,
     )
     if not args.quiet:
         for path in written.values():

@@ -8,6 +8,8 @@ naming the key before any file is touched.
 from __future__ import annotations
 
 import copy
+import difflib
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,12 +130,24 @@ def load_config(
     return validate(cfg)
 
 
+def config_from_toml(text: str, source: str) -> dict[str, Any]:
+    """A validated config from TOML text (an archive's stored `config`), `source` naming it."""
+    cfg = default_config()
+    try:
+        _merge(cfg, tomllib.loads(text), "")
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} holds no valid TOML config: {exc}") from None
+    return validate(cfg)
+
+
 def _merge(cfg: dict[str, Any], user: dict[str, Any], prefix: str) -> None:
     for name, value in user.items():
         dotted = f"{prefix}.{name}" if prefix else name
         if isinstance(value, dict):
             if dotted not in SCHEMA:
-                raise ConfigError(f"unknown config section [{dotted}]")
+                hint = _suggest(dotted, [s for s in SCHEMA if s])
+                tail = f"; did you mean [{hint}]?" if hint else ""
+                raise ConfigError(f"unknown config section [{dotted}]{tail}")
             _merge(cfg, value, dotted)
         else:
             _set(cfg, dotted, value)
@@ -142,8 +156,30 @@ def _merge(cfg: dict[str, Any], user: dict[str, Any], prefix: str) -> None:
 def _set(cfg: dict[str, Any], dotted: str, value: Any) -> None:
     section, _, name = dotted.rpartition(".")
     if section not in SCHEMA or name not in SCHEMA[section]:
-        raise ConfigError(f"unknown config key '{dotted}'")
+        hint = _suggest_key(dotted)
+        tail = f"; did you mean '{hint}'?" if hint else ""
+        raise ConfigError(f"unknown config key '{dotted}'{tail}")
     _section(cfg, section)[name] = value
+
+
+def dotted_keys() -> list[str]:
+    """Every key of the schema as `section.key` (top-level keys bare)."""
+    return [f"{sec}.{name}" if sec else name for sec, keys in SCHEMA.items() for name in keys]
+
+
+def _suggest(word: str, candidates: list[str]) -> str:
+    """The closest candidate to a misspelled `word`, or '' when none is close."""
+    found = difflib.get_close_matches(word, candidates, n=1)
+    return found[0] if found else ""
+
+
+def _suggest_key(dotted: str) -> str:
+    """A schema key for an unknown one: the only key of that name in another section
+    (`epochs` -> `train.epochs`), else the closest spelling (`model.gg` -> `model.g`), else ''."""
+    keys = dotted_keys()
+    name = dotted.rpartition(".")[2]
+    same_name = [key for key in keys if key.rpartition(".")[2] == name]
+    return same_name[0] if len(same_name) == 1 else _suggest(dotted, keys)
 
 
 def _apply_override(cfg: dict[str, Any], item: str) -> None:
@@ -167,6 +203,8 @@ def _check_type(dotted: str, key: Key, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"config key '{dotted}' must be a finite number, got {value}")
     elif key.kind == "bool":
         if not isinstance(value, bool):
             raise bad
@@ -316,6 +354,11 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return str(value)
+
+
+def snapshot_epochs(epochs: int, every: int) -> list[int]:
+    """A record schedule: 0, every, 2*every, ... and always the last epoch."""
+    return sorted(set(range(0, epochs + 1, every)) | {epochs})
 
 
 def n_steps(cfg: dict[str, Any]) -> int:

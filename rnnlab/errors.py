@@ -11,3 +11,20 @@ class ConfigError(RnnlabError):
 
 class ArchiveError(RnnlabError):
     """A file is missing, not an rnnlab archive, incomplete, or archives cannot be combined."""
+
+
+class RunStopped(Exception):  # noqa: N818 (a stop on request, reported as such)
+    """A run stopped by SIGINT/SIGTERM (or a hard interrupt) with its committed records kept."""
+
+    def __init__(self, partial, epoch: int | None, epochs: int, signum: int) -> None:
+        self.partial, self.epoch, self.epochs, self.signum = partial, epoch, epochs, signum
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        if self.partial is None or not self.partial.exists():
+            return "interrupted before the archive was created; nothing was written"
+        where = f" at epoch {self.epoch} of {self.epochs}" if self.epoch is not None else ""
+        return (
+            f"interrupted{where}; committed records are in {self.partial}; "
+            f"continue with: rnnlab run --resume {self.partial}"
+        )

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.config import load_config
-from rnnlab.data.writer import check_output_path
-from rnnlab.errors import ConfigError
+from rnnlab.data.paths import check_output_path
+from rnnlab.errors import ConfigError, RnnlabError
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -104,11 +104,20 @@ def sweep(
             for cfg, path in planned
         ]
         bar = tqdm(total=len(futures), disable=not progress, desc="sweep", unit="run")
-        done = []
-        for future in as_completed(futures):
-            done.append(Path(future.result()))
+        done, failed = [], []
+        point = {f.key: path for f, (_, path) in zip(futures, planned, strict=True)}
+        for future in as_completed(futures):  # a failing point never stops the others
+            try:
+                done.append(Path(future.result()))
+            except Exception as exc:  # noqa: BLE001 (reported with its point)
+                failed.append(f"{point[future.key].name}: {type(exc).__name__}: {exc}")
             bar.update(1)
         bar.close()
+        if failed:
+            raise RnnlabError(
+                f"{len(failed)} of {len(futures)} sweep points failed (the others finished): "
+                + "; ".join(failed)
+            )
         return sorted(done)
     finally:
         cluster = getattr(client, "cluster", None)

@@ -66,6 +66,21 @@ class LeadingEigTracker:
             self.basis = np.ascontiguousarray(self.basis.numpy().transpose(0, 2, 1))
         self.updates = 0
 
+    def state_dict(self) -> dict:
+        """The warm-start basis and update count (a copy), for checkpoints."""
+        if isinstance(self.basis, np.ndarray):
+            return {"basis": torch.from_numpy(self.basis.copy()), "updates": self.updates}
+        return {"basis": self.basis.cpu().clone(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state_dict()`: the same basis gives the same eigenvalues next epoch."""
+        basis = state["basis"]
+        if isinstance(self.basis, np.ndarray):
+            self.basis = np.ascontiguousarray(torch.as_tensor(basis).numpy(), self.basis.dtype)
+        else:
+            self.basis = torch.as_tensor(basis).to(self.device, self.dtype)
+        self.updates = int(state["updates"])
+
     def update(self, J: torch.Tensor) -> torch.Tensor:
         """k leading eigenvalues of J (S, N, N), complex (S, k), by descending |lambda + shift|.
 

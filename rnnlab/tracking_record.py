@@ -44,6 +44,12 @@ class OutlierRecorder:
     def for_trainer(cls, trainer: Any) -> OutlierRecorder:
         return cls(trainer.cfg, len(trainer.cfg["seeds"]), trainer.device)
 
+    def state_dict(self) -> dict[str, Any]:
+        return self.tracker.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracker.load_state_dict(state)
+
     def update(self, J: torch.Tensor) -> dict[str, np.ndarray]:
         """Values for this epoch's learning-curve row (few NumPy calls: this runs every epoch)."""
         lam = self.tracker.eigenvalues(J)

@@ -1,13 +1,18 @@
 """BPTT training of all seeds at once: seeds are a batch dimension, yet fully independent.
 
 Each seed has its own RNG streams, its loss enters the total as a sum (so its gradient is its own),
-Adam/SGD act elementwise, and gradient clipping uses each seed's own norm. Recording goes through a
-`recorder` (the background archive writer) so snapshots never wait on disk or eigendecompositions.
+Adam/SGD act elementwise, and gradient clipping uses each seed's own norm. A seed whose loss or
+parameters become non-finite is frozen (its parameters stay at their last finite values and its
+`diverged_epoch` is kept); the others go on exactly as they would alone. Recording goes through a
+`recorder` (rnnlab.recording.Recorder) so snapshots never wait on disk or eigendecompositions; the
+trainer's whole state (parameters, optimizer, RNG streams, tracker) is checkpointed with each
+snapshot and when a stop is requested (SIGINT/SIGTERM), so `rnnlab run --resume` continues exactly.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rnnlab.config import n_steps, washout_steps
+from rnnlab.config import n_steps, snapshot_epochs, washout_steps
 from rnnlab.cudagraph import GraphedStep
 from rnnlab.dynamics import Workspace, readout, run_dynamics
 from rnnlab.errors import ConfigError
@@ -25,11 +30,24 @@ from rnnlab.tasks import batch_for_seeds, seed_generator
 
 
 class Recorder(Protocol):
-    """Where the trainer sends what it records (see rnnlab.data.writer.BackgroundWriter)."""
+    """Where the trainer sends what it records (see rnnlab.recording.Recorder)."""
 
     def curve(self, epoch: int, values: dict[str, np.ndarray]) -> None: ...
     def snapshot(self, epoch: int, values: dict[str, np.ndarray]) -> None: ...
     def trajectories(self, epoch: int, values: dict[str, np.ndarray]) -> None: ...
+    def checkpoint(self, state: dict[str, Any]) -> None: ...
+
+
+class AllSeedsDiverged(FloatingPointError):
+    """Every seed of a run became non-finite: nothing is left to train."""
+
+
+class StopRequested(Exception):  # noqa: N818 (a request, not an error)
+    """Training stopped between epochs on request (SIGINT/SIGTERM); state checkpointed."""
+
+    def __init__(self, epoch: int, signum: int) -> None:
+        super().__init__(f"stopped at epoch {epoch}")
+        self.epoch, self.signum = epoch, signum
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,11 +57,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("config key 'device' is 'cuda' but no CUDA device is available")
     return torch.device(name)
-
-
-def snapshot_epochs(epochs: int, every: int) -> list[int]:
-    """Snapshot schedule: 0, every, 2*every, ... and always the last epoch."""
-    return sorted(set(range(0, epochs + 1, every)) | {epochs})
 
 
 @dataclass
@@ -184,6 +197,9 @@ class Trainer:
         self.eval_inputs = inputs.to(self.device, torch.float32)
         self.eval_targets = targets.to(self.device, torch.float32)
         self.tracker = tracker_factory(self) if tracker_factory else None
+        self.start_epoch = 0  # > 0 after load_state_dict (resume)
+        self.diverged_epoch = np.full(len(seeds), np.nan)  # NaN: healthy
+        self.stop_signal: int | None = None  # set by a signal handler: stop after this epoch
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """A fresh training batch of every seed from its own task (and noise) stream."""
@@ -212,22 +228,57 @@ class Trainer:
         self.optimizer.step()
         return out.loss.detach(), out.mse.detach()
 
-    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step on a fresh batch; per-seed (loss, mse) before the update."""
+    def step(self, epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a fresh batch; per-seed (loss, mse) before the update.
+
+        A seed whose loss or updated parameters are non-finite is frozen at its parameters
+        before this step (and stays frozen: its later updates are undone), its diverged_epoch
+        set to `epoch`; the other seeds are untouched by this.
+        """
         inputs, targets, noise = self.batch()
         if noise is None:
             noise = torch.empty(0, device=self.device)
+        before = [p.detach().clone() for p in self.net.parameters()]
         if self.device.type != "cuda":
             busy = getattr(self.recorder, "busy", None)
             threads = self.threads - 1 if busy is not None and busy() else self.threads
             if threads != torch.get_num_threads():
                 torch.set_num_threads(max(1, threads))
-            return self._update(inputs, targets, noise)
-        if self._graphed is None:
-            static = [inputs.clone(), targets.clone(), noise.clone()]
-            self._graphed = GraphedStep(self._update, static)
-        loss, mse = self._graphed(inputs, targets, noise)
-        return loss.clone(), mse.clone()
+            loss, mse = self._update(inputs, targets, noise)
+        else:
+            if self._graphed is None:
+                static = [inputs.clone(), targets.clone(), noise.clone()]
+                self._graphed = GraphedStep(self._update, static)
+            loss, mse = self._graphed(inputs, targets, noise)
+            loss, mse = loss.clone(), mse.clone()
+        self._freeze_diverged(epoch, loss, before)
+        return loss, mse
+
+    def _freeze_diverged(
+        self, epoch: int | None, loss: torch.Tensor, before: list[torch.Tensor]
+    ) -> None:
+        """Mark seeds that became non-finite and put every frozen seed back where it was."""
+        finite = np.isfinite(loss.cpu().numpy())
+        for p in self.net.parameters():
+            finite &= finite_per_seed(p.detach())
+        healthy = np.isnan(self.diverged_epoch)
+        new = healthy & ~finite
+        self.diverged_epoch[new] = -1 if epoch is None else epoch
+        frozen = ~np.isnan(self.diverged_epoch)
+        if frozen.any():
+            index = torch.as_tensor(np.flatnonzero(frozen), device=self.device)
+            with torch.no_grad():
+                for p, old in zip(self.net.parameters(), before, strict=True):
+                    p.index_copy_(0, index, old.index_select(0, index))
+        if frozen.all():
+            raise AllSeedsDiverged(
+                "training diverged: every seed's loss or parameters became non-finite ("
+                + ", ".join(
+                    f"seed {s} at epoch {int(e)}"
+                    for s, e in zip(self.cfg["seeds"], self.diverged_epoch, strict=True)
+                )
+                + "); lower train.lr, set train.clip, or lower model.g"
+            )
 
     @torch.no_grad()
     def evaluate(self) -> Forward:
@@ -235,13 +286,16 @@ class Trainer:
         return forward(self.net, self.eval_inputs, self.eval_targets, self.cfg)
 
     def run(self) -> dict[str, np.ndarray]:
-        """Train cfg.train.epochs steps, recording on schedule; return the final eval losses."""
+        """Train cfg.train.epochs steps (from start_epoch), recording on schedule; return the
+        final eval losses. Raises StopRequested between epochs once stop_signal is set."""
         cfg = self.cfg
         epochs = cfg["train"]["epochs"]
         snaps = set(snapshot_epochs(epochs, cfg["record"]["every"]))
         trajs = set(snapshot_epochs(epochs, cfg["record"]["trajectories_every"]))
+        self.warm_up()
         bar = tqdm(
             total=epochs,
+            initial=self.start_epoch,
             disable=not self.progress,
             desc="train",
             unit="epoch",
@@ -250,34 +304,76 @@ class Trainer:
         )
         final: dict[str, np.ndarray] = {}
         try:
-            for epoch in range(epochs + 1):
+            for epoch in range(self.start_epoch, epochs + 1):
                 if epoch in snaps or epoch in trajs:
                     final = self._record(epoch, epoch in snaps, epoch in trajs)
                 if epoch == epochs:
                     break
-                loss, mse = self.step()
+                if self.stop_signal is not None:
+                    if self.recorder is not None:
+                        self.recorder.checkpoint(self.state_dict(epoch))
+                    raise StopRequested(epoch, self.stop_signal)
+                loss, mse = self.step(epoch)
                 self._record_curve(epoch, loss, mse)
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.mean().item():.4g}")
+                bar.set_postfix(loss=f"{np.nanmean(loss.cpu().numpy()):.4g}")
         finally:
             bar.close()
             if self.device.type == "cpu":
                 torch.set_num_threads(self.threads)
         return final
 
+    def warm_up(self) -> None:
+        """Compile (or load from numba's disk cache) the CPU kernels before the progress bar
+        starts, saying so when they are not cached yet, so the bar's rate is the training's."""
+        if self.device.type != "cpu":
+            return
+        from rnnlab.kernels import kernels_cached, warm_up_kernels
+
+        if not kernels_cached() and self.progress:
+            print("compiling kernels (once, about 10-20 s) ...", file=sys.stderr, flush=True)
+        warm_up_kernels(self.cfg)
+
     def _record_curve(self, epoch: int, loss: torch.Tensor, mse: torch.Tensor) -> None:
         values = {"loss_curve": loss.cpu().numpy(), "mse_curve": mse.cpu().numpy()}
-        finite = np.isfinite(values["loss_curve"]) & finite_per_seed(self.net.J.detach())
-        if not finite.all():
-            bad = [s for s, ok in zip(self.cfg["seeds"], finite, strict=True) if not ok]
-            raise FloatingPointError(
-                f"training diverged at epoch {epoch}: loss or J is not finite for seeds {bad} "
-                "(lower train.lr, set train.clip, or lower model.g)"
-            )
+        before = self.diverged_epoch < epoch  # frozen before this epoch: no training loss now
+        for name in ("loss_curve", "mse_curve"):
+            values[name] = np.where(before, np.nan, values[name])
         if self.tracker is not None:
             values.update(self.tracker.update(self.net.J.detach()))
         if self.recorder is not None:
             self.recorder.curve(epoch, values)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self, epoch: int) -> dict[str, Any]:
+        """Everything that determines training from `epoch` on (copies, on the CPU)."""
+        return {
+            "epoch": epoch,
+            "seeds": list(self.cfg["seeds"]),
+            "params": {k: getattr(self.net, k).detach().cpu().clone() for k in ("J", "B", "w")},
+            "optimizer": _cpu_copy(self.optimizer.state_dict()),
+            "task_rng": [g.get_state() for g in self.task_gens],
+            "noise_rng": [g.get_state().cpu() for g in self.noise_gens],
+            "tracker": None if self.tracker is None else self.tracker.state_dict(),
+            "diverged_epoch": self.diverged_epoch.tolist(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint made by state_dict (same config and seeds)."""
+        if list(state["seeds"]) != list(self.cfg["seeds"]):
+            raise ValueError(f"checkpoint of seeds {state['seeds']}, not {self.cfg['seeds']}")
+        with torch.no_grad():
+            for name, value in state["params"].items():
+                getattr(self.net, name).copy_(value.to(self.device))
+        self.optimizer.load_state_dict(state["optimizer"])
+        for gen, rng in zip(self.task_gens, state["task_rng"], strict=True):
+            gen.set_state(rng)
+        for gen, rng in zip(self.noise_gens, state["noise_rng"], strict=True):
+            gen.set_state(rng.to(gen.device) if gen.device.type != "cpu" else rng)
+        if self.tracker is not None and state["tracker"] is not None:
+            self.tracker.load_state_dict(state["tracker"])
+        self.diverged_epoch = np.asarray(state["diverged_epoch"], dtype=float).copy()
+        self.start_epoch = int(state["epoch"])
 
     def _record(self, epoch: int, snapshot: bool, trajectories: bool) -> dict[str, np.ndarray]:
         ev = self.evaluate()
@@ -293,8 +389,10 @@ class Trainer:
                     "loss": loss,
                     "mse": mse,
                     "h_mean": ev.states[:, :, start:].mean(dim=(1, 2)).cpu().numpy(),
+                    "diverged_epoch": self.diverged_epoch.copy(),
                 },
             )
+            self.recorder.checkpoint(self.state_dict(epoch))
         if self.recorder is not None and trajectories:
             self.recorder.trajectories(
                 epoch,
@@ -304,6 +402,17 @@ class Trainer:
                 },
             )
         return {"loss": loss, "mse": mse}
+
+
+def _cpu_copy(obj: Any) -> Any:
+    """A deep copy of a (nested) state dict with every tensor cloned to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return obj
 
 
 def finite_per_seed(J: torch.Tensor) -> np.ndarray:

@@ -43,3 +43,16 @@ def tiny_archive(tmp_path_factory):
 
     cfg = load_config(None, tiny_overrides(**{"model.lowrank.m": "0.0"}))
     return run(cfg, tmp_path_factory.mktemp("arch") / "tiny.nc", progress=False)
+
+
+@pytest.fixture(scope="session")
+def twin_runs(tmp_path_factory):
+    """Two real tiny runs with the same name and the same seeds (0, 1), in one directory:
+    a.nc, and b.nc with another learning rate (so their numbers differ)."""
+    from rnnlab.config import load_config
+    from rnnlab.runner import run
+
+    folder = tmp_path_factory.mktemp("twins")
+    a = run(load_config(None, tiny_overrides()), folder / "a.nc", progress=False)
+    b_cfg = load_config(None, tiny_overrides(**{"train.lr": "0.02"}))
+    return a, run(b_cfg, folder / "b.nc", progress=False)

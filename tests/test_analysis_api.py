@@ -338,3 +338,55 @@ def test_real_training_archive(tiny_archive, tmp_path):
     xr.testing.assert_allclose(back, res)
     per_g = ra.across_seeds(res, by="g")  # g: a per-run setting, a coordinate of the results
     assert per_g.sizes["g"] == len(np.unique(ds.g.values)) and "stat" in per_g.dims
+
+
+def test_analyze_keeps_cluster_labels_categorical(tiny_archive, tmp_path):
+    """analyze keeps the categorical marker of `cluster` (lazy, computed and through analysis.nc),
+    so across_seeds never averages cluster labels; the labels are those of cluster_stats."""
+    import rnnlab
+
+    ds = rnnlab.open_archive(tiny_archive)
+    lazy_res = ra.analyze(ds, rank=2, k=2)
+    assert lazy_res["cluster"].attrs.get("rnnlab_categorical")
+    assert lazy_res["m"].attrs.get("units") == "1"  # variable attrs survive the merge
+    res = run(lazy_res)
+    alone = run(ra.cluster_stats(ds, k=2, fit=ra.lowrank_fit(ds.dJ, rank=2)))
+    np.testing.assert_array_equal(res["cluster"].values, alone["cluster"].values)
+    assert res["cluster"].dtype == alone["cluster"].dtype
+    back = ra.open_analysis(ra.save_analysis(res, tmp_path / "analysis.nc"))
+    for obj in (lazy_res, res, back):
+        summary = ra.across_seeds(obj)
+        assert "cluster" not in summary.variables and "block_dJ" in summary
+    assert "cluster" not in ra.across_seeds(back, by="g").variables
+
+
+def test_analyze_runs_sharing_seeds(twin_runs, tmp_path):
+    """Two real runs with the same seeds and name open, analyse, summarise and report together."""
+    import rnnlab
+    from rnnlab.analysis.report import write_report
+
+    a, b = twin_runs
+    ds = rnnlab.open_archive(a.parent)
+    res = run(ra.analyze(ds, rank=2, k=2))
+    assert res.sizes["seed"] == 4 and list(res.seed.values) == [0, 1, 0, 1]
+    assert "seed" not in res.indexes and list(res.run.values) == list(ds.run.values)
+    summary = ra.across_seeds(res)
+    assert "seed" not in summary.variables and summary["m"].dims[-1] == "stat"
+    per_run = ra.across_seeds(res, by="run")
+    assert per_run.sizes["run"] == 2 and "cluster" not in per_run.variables
+    back = ra.open_analysis(ra.save_analysis(res, tmp_path / "analysis.nc"))
+    assert "seed" not in back.indexes
+    xr.testing.assert_allclose(back, res)
+    written = write_report(ds, res, tmp_path / "report", png=False, quiet=True)
+    text = written["summary.md"].read_text(encoding="utf-8")
+    table = text.split("## Headline numbers per seed", 1)[1].split("\n## ", 1)[0]
+    rows = [r for r in table.splitlines() if r.startswith("| ")]
+    assert rows[0].startswith("| run | seed |") and len(rows) == 1 + 4 + 1
+    firsts = {tuple(c.strip() for c in r.strip("|").split("|")[:2]) for r in rows[1:-1]}
+    assert len(firsts) == 4  # two 'seed 0' rows, told apart by their run
+    ds.close()
+    for path, members in ((a, [0, 1]), (b, [2, 3])):  # each run's members = that run alone
+        single = rnnlab.open_archive(path)
+        alone = run(ra.analyze(single, rank=2, k=2))
+        np.testing.assert_allclose(res.m.isel(seed=members).values, alone.m.values, rtol=1e-6)
+        single.close()

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
+from test_cli import partial_copy
 
 
 def rnnlab(*args: str) -> subprocess.CompletedProcess:
@@ -44,3 +45,41 @@ def test_analyze_refuses_a_missing_archive_before_touching_output(tmp_path):
     res = rnnlab("analyze", str(tmp_path / "none.nc"), "-o", str(tmp_path / "r"))
     assert res.returncode == 2 and "no such archive" in res.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_analyze_of_an_incomplete_archive_names_the_cli_flag(tiny_archive, tmp_path):
+    partial = partial_copy(tiny_archive, tmp_path / "x.nc.partial")
+    res = rnnlab("analyze", str(partial), "-o", str(tmp_path / "r"))
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnnlab: error:")
+    assert "pass --allow-incomplete (Python: allow_incomplete=True)" in lines[0]
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_analyze_allow_incomplete_reads_an_unfinished_archive(tiny_archive, tmp_path):
+    partial = partial_copy(tiny_archive, tmp_path / "x.nc.partial")
+    out = tmp_path / "r"
+    res = rnnlab("analyze", "--allow-incomplete", str(partial), "-o", str(out), "--no-png")
+    assert res.returncode == 0, res.stderr
+    assert f"wrote {out / 'summary.md'}" in res.stdout
+    with xr.open_dataset(out / "analysis.nc") as results:
+        assert results.sizes["seed"] == 2
+
+
+@pytest.mark.slow
+def test_analyze_a_directory_of_runs_sharing_seeds(twin_runs, tmp_path):
+    """Two runs with the same name and seeds, as a directory, and one file named twice."""
+    a, _ = twin_runs
+    out = tmp_path / "both"
+    res = rnnlab("analyze", str(a.parent), "-o", str(out), "--quiet", "--no-png")
+    assert res.returncode == 0, res.stderr
+    with xr.open_dataset(out / "analysis.nc") as results:
+        assert results.sizes["seed"] == 4 and len(set(results.run.values.tolist())) == 2
+    summary = (out / "summary.md").read_text()
+    assert "Seeds: 4 from 2 runs." in summary and "| run | seed |" in summary
+    twice = rnnlab("analyze", str(a), str(a), "-o", str(tmp_path / "twice"), "--quiet", "--no-png")
+    assert twice.returncode == 0, twice.stderr  # the same file named twice is analysed once
+    with xr.open_dataset(tmp_path / "twice" / "analysis.nc") as results:
+        assert results.sizes["seed"] == 2

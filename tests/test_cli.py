@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import subprocess
 import sys
 import tomllib
 
+import netCDF4
+import numpy as np
 import pytest
 import xarray as xr
 from conftest import tiny_overrides
@@ -64,6 +69,10 @@ def test_print_config_is_complete_commented_toml(tmp_path):
         (["--set", "task.kind=juggle"], "task.kind"),
         (["--set", "seeds=[]"], "seeds"),
         (["--set", "train.nope=1"], "train.nope"),
+        (["--set", "model.g=inf"], "config key 'model.g' must be a finite number, got inf"),
+        (["--set", "model.lowrank.m=nan"], "'model.lowrank.m' must be a finite number"),
+        (["--set", "model.gg=1"], "unknown config key 'model.gg'; did you mean 'model.g'?"),
+        (["--set", "model.N=100000000"], "of memory (model.N=100000000, 4 seeds)"),
         (["missing.toml"], "missing.toml"),
         (["-o", "/proc/forbidden/x.nc"], "not a writable directory"),
         (["-o", "notes.txt/x.nc"], "not a writable directory"),
@@ -90,11 +99,69 @@ def test_info_and_analyze_refuse_foreign_files(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_diverging_run_fails_in_one_line_and_keeps_the_partial_archive(tmp_path):
-    out = tmp_path / "nan.nc"
-    bad = {"model.phi": "linear", "model.g": 60, "train.clip": 0, "train.optimizer": "sgd"}
-    res = rnnlab("run", *sets(**bad), "-o", str(out), "--quiet")
-    assert res.returncode != 0
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "not finite" in lines[0] and "seeds [0, 1]" in lines[0]
-    assert not out.exists() and (tmp_path / "nan.nc.partial").exists()
+def test_info_quiet_when_its_reader_goes_away(tiny_archive, tmp_path):
+    """`rnnlab info ... | head -1`: no BrokenPipeError traceback, exit status 141 (SIGPIPE)."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(100):  # about 9 kB of listing: more than the one-page pipe below holds
+        (folder / f"a{i:02d}.nc").symlink_to(tiny_archive)
+    cmd = [sys.executable, "-m", "rnnlab.cli", "info"]
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # the listing cannot all fit: it waits
+    listing = subprocess.Popen([*cmd, str(folder)], stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    first = b""
+    while not first.endswith(b"\n"):  # the first line only, byte by byte
+        byte = os.read(read_end, 1)
+        assert byte, f"no listing: {listing.communicate()[1].decode()}"
+        first += byte
+    assert first.decode() == f"{folder}: 100 archives\n"
+    os.close(read_end)  # what `head -1` does after its first line
+    assert listing.wait(timeout=300) == 141
+    assert listing.stderr.read() == b""
+    one = subprocess.Popen(
+        [*cmd, str(tiny_archive)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    one.stdout.close()  # gone before the first line: `| head -0`
+    assert one.wait(timeout=300) == 141
+    assert one.stderr.read() == b""
+
+
+def partial_copy(archive, path):
+    """A copy of a finished archive marked unfinished, as a killed run leaves it."""
+    shutil.copy(archive, path)
+    with netCDF4.Dataset(path, "a") as nc:
+        nc.setncattr("complete", np.int32(0))
+    return path
+
+
+def test_info_lists_a_directory_one_line_per_archive(tiny_archive, tmp_path):
+    shutil.copy(tiny_archive, tmp_path / "a.nc")
+    shutil.copy(tiny_archive, tmp_path / "b.nc")
+    partial_copy(tiny_archive, tmp_path / "c.nc.partial")
+    xr.Dataset({"x": ("a", [1.0])}).to_netcdf(tmp_path / "foreign.nc")
+    (tmp_path / "notes.txt").write_text("not an archive, not listed")
+    res = rnnlab("info", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == f"{tmp_path}: 4 archives"
+    assert lines[1].split() == [
+        "archive", "status", "seeds", "N", "task", "epoch", "loss", "mse/opt", "size"
+    ]  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in lines[2:-1]}
+    assert list(rows) == ["a.nc", "b.nc", "c.nc.partial", "foreign.nc"]
+    assert rows["a.nc"][1:6] == ["complete", "2", "24", "denoise", "12/12"]
+    assert rows["a.nc"][1:] == rows["b.nc"][1:]
+    assert rows["c.nc.partial"][1] == "INCOMPLETE"
+    assert "not an rnnlab archive" in " ".join(rows["foreign.nc"])
+    assert lines[-1].startswith("total: 4 archives (1 incomplete, 1 unreadable), 6 seeds, ")
+    single = rnnlab("info", str(tmp_path / "a.nc"))
+    assert single.returncode == 0 and "dims:" in single.stdout  # a file: the full description
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = rnnlab("info", str(empty))
+    assert res.returncode == 2 and res.stdout == ""
+    assert (
+        res.stderr.strip()
+        == f"rnnlab: error: no archives (*.nc or *.nc.partial) in directory {empty}"
+    )

@@ -96,3 +96,72 @@ def test_default_config_is_a_fresh_copy():
     a = default_config()
     a["model"]["train"].append("B")
     assert default_config()["model"]["train"] == ["J", "w"]
+
+
+FLOAT_KEYS = [
+    f"{section}.{name}" if section else name
+    for section, keys in SCHEMA.items()
+    for name, key in keys.items()
+    if key.kind == "float"
+]
+
+
+@pytest.mark.parametrize("dotted", FLOAT_KEYS)
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "1e400"])
+def test_non_finite_numbers_are_refused_for_every_float_key(dotted, text):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [f"{dotted}={text}"])
+    message = str(info.value)
+    assert message.startswith(f"config key '{dotted}' must be a finite number, got ")
+    assert "\n" not in message
+
+
+def test_non_finite_numbers_in_a_file_are_refused(tmp_path):
+    path = tmp_path / "c.toml"
+    for text, key, value in [
+        ("[model]\ng = inf", "model.g", "inf"),
+        ("[model.lowrank]\nm = nan", "model.lowrank.m", "nan"),
+    ]:
+        path.write_text(text + "\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert str(info.value) == f"config key '{key}' must be a finite number, got {value}"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.gg=1", "unknown config key 'model.gg'; did you mean 'model.g'?"),
+        ("train.epoch=3", "unknown config key 'train.epoch'; did you mean 'train.epochs'?"),
+        ("seed=3", "unknown config key 'seed'; did you mean 'seeds'?"),
+        ("modle.g=1", "unknown config key 'modle.g'; did you mean 'model.g'?"),
+        ("epochs=5", "unknown config key 'epochs'; did you mean 'train.epochs'?"),
+        ("model.m=2", "unknown config key 'model.m'; did you mean 'model.lowrank.m'?"),
+        ("bogus.key=1", "unknown config key 'bogus.key'"),  # nothing close: no guess
+    ],
+)
+def test_misspelled_keys_get_a_suggestion(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[modle]\nN = 3\n", "unknown config section [modle]; did you mean [model]?"),
+        (
+            "[model.lowrnk]\nm = 1\n",
+            "unknown config section [model.lowrnk]; did you mean [model.lowrank]?",
+        ),
+        ("[zzz]\nN = 3\n", "unknown config section [zzz]"),
+        ("seed = 3\n", "unknown config key 'seed'; did you mean 'seeds'?"),
+        ("[model]\ngg = 1.0\n", "unknown config key 'model.gg'; did you mean 'model.g'?"),
+    ],
+)
+def test_misspelled_sections_and_keys_in_a_file_get_a_suggestion(tmp_path, text, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == message

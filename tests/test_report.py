@@ -19,6 +19,7 @@ import xarray as xr
 from rnnlab.analysis import plot_style, plots, summary
 from rnnlab.analysis import report as report_module
 from rnnlab.analysis.report import ReportError, prepare, write_report
+from rnnlab.errors import RnnlabError
 
 SEEDS, EPOCHS, N = [0, 1, 2], [0, 20, 40, 60, 80, 100], 40
 G, B_MEAN, MSE_OPT = [0.8, 0.85, 0.9], 1.0, 0.2
@@ -408,6 +409,45 @@ def test_bad_input_raises_one_clear_error(data, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ReportError, match="not a directory"):
         write_report(archive, results, tmp_path / "file")
+
+
+def _two_runs(ds: xr.Dataset, shift: float) -> xr.Dataset:
+    """`ds` twice along seed as runs r1 and r2 (r2's losses shifted), `seed` without an index."""
+    runs = [ds.assign_coords(run=("seed", [name] * ds.sizes["seed"])) for name in ("r1", "r2")]
+    if shift:
+        runs[1] = runs[1].assign(loss=runs[1]["loss"] + shift)
+    return xr.concat(runs, dim="seed", data_vars="minimal").drop_indexes("seed")
+
+
+def test_report_of_runs_sharing_seeds(data, tmp_path, monkeypatch):
+    """Seeds 0, 1, 2 of two runs: positional selection, rows and legends named by run and seed."""
+    archive, results = data
+    arch2, res2 = _two_runs(archive, 1.0), _two_runs(results, 0.0)
+    res2 = res2.isel(seed=[3, 4, 5, 0, 1, 2])  # results in another order than the archive
+    monkeypatch.setattr(report_module, "render_html", lambda *args: "<html></html>")
+    written = write_report(arch2, res2, tmp_path, png=False, quiet=True)
+    text = written["summary.md"].read_text(encoding="utf-8")
+    assert "Seeds: 6 from 2 runs." in text
+    block = text.split("## Headline numbers per seed", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in block.splitlines() if ln.startswith("|") and "---" not in ln]
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    header, rows = cells[0], {(r[0], r[1]): r for r in cells[1:-1]}
+    assert header[:2] == ["run", "seed"] and len(rows) == 6 and cells[-1][0] == summary.ACROSS_LABEL
+    col = header.index("final loss")
+    for i, s in enumerate(SEEDS):
+        loss = float(archive.loss.isel(seed=i, epoch=-1))
+        assert close(rows[("r1", str(s))][col], loss) and close(rows[("r2", str(s))][col], loss + 1)
+    arch, res = prepare(arch2, res2)
+    assert list(arch.run.values) == list(res.run.values) == ["r2"] * 3 + ["r1"] * 3
+    assert plots.jacobian_re(res).get(0).label == "r2 seed 0"
+    title = plots.spectrum(arch, res).last.opts.get().kwargs["title"]
+    assert title.startswith("Spectrum of J, r2 seed 0, epoch")
+    with pytest.raises(RnnlabError, match="occurs 2 times"):
+        plots.block_heatmap(res, seed=0)
+    # an archive that holds one (run, seed) twice cannot be matched to reordered results
+    doubled = xr.concat([arch2, arch2.isel(seed=[0])], dim="seed", data_vars="minimal")
+    with pytest.raises(ReportError, match="r1 seed 0 more than once"):
+        prepare(doubled, res2)
 
 
 # --- the page in a real browser ------------------------------------------------------------------

@@ -64,9 +64,11 @@ def gufunc_kwargs(**sizes: int) -> dict:
 
 def result_vars(ds: xr.Dataset) -> dict[str, xr.DataArray]:
     """Data variables plus results that xarray keeps as coordinates because they share a
-    dimension's name (`sv`, `outlier`, `cluster`): every non-index coordinate named like a dim."""
+    dimension's name (`sv`, `outlier`, `cluster`): every non-index coordinate named like a dim
+    that is more than that dim's labels (`seed` without an index, for repeated seeds, is a label
+    along its own dim only)."""
     out = dict(ds.data_vars.items())
     for name in ds.coords:
-        if name in ds.dims and name not in ds.indexes:
+        if name in ds.dims and name not in ds.indexes and ds[name].dims != (name,):
             out[name] = ds[name]
     return out

@@ -7,6 +7,7 @@ from pathlib import Path
 import xarray as xr
 
 from rnnlab.analysis._common import AnalysisError
+from rnnlab.data.members import drop_repeated_seed_index
 from rnnlab.data.ri import from_ri, to_ri
 
 __all__ = ["to_ri", "from_ri", "save_analysis", "open_analysis"]
@@ -26,8 +27,12 @@ def save_analysis(ds: xr.Dataset, path: str | Path, **kwargs) -> Path:
 
 
 def open_analysis(path: str | Path, chunks: dict | None = None) -> xr.Dataset:
-    """Open analysis.nc with complex variables restored (dask-backed when `chunks` is given)."""
+    """Open analysis.nc with complex variables restored (dask-backed when `chunks` is given).
+
+    Repeated seed values (several runs) leave `seed` without an index, as open_archive does.
+    """
     path = Path(path)
     if not path.exists():
         raise AnalysisError(f"no such analysis file: {path}")
-    return from_ri(xr.open_dataset(path, engine="netcdf4", chunks=chunks))
+    ds = xr.open_dataset(path, engine="netcdf4", chunks=chunks)
+    return from_ri(drop_repeated_seed_index(ds))

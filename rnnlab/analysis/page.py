@@ -187,9 +187,11 @@ def render_html(figs: dict[str, object], head: xr.Dataset, attrs: dict, title: s
     t = summary.tables(head)
     opt = summary.fmt(head.attrs["mse_optimal"])
     meta = (
-        f"{head.sizes['seed']} seeds · last epoch {head.attrs['last_epoch']} · "
+        f"{head.sizes['seed']} seeds{summary.runs_note(head)} · "
+        f"last epoch {head.attrs['last_epoch']} · "
         f"task optimum MSE* = {opt}"
         + (f" · created {attrs['created']}" if "created" in attrs else "")
+        + f" · {summary.diverged_note(head)}"
     )
     sections = [{"title": s, "plots": p, "note": n} for s, p, n in SECTIONS]
     variables = {

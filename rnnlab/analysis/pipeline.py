@@ -67,7 +67,9 @@ def analyze(
         parts.append(strength.to_dataset())
     if "eigvals" in ds:
         parts.append(outliers(ds, fit=fit))
-    out = xr.merge(parts, compat="override", join="exact", combine_attrs="drop")
+    # variable attrs (units, long_name, the `rnnlab_categorical` marker of cluster labels that
+    # across_seeds relies on) must survive the merge: drop only attrs the parts disagree on
+    out = xr.merge(parts, compat="override", join="exact", combine_attrs="drop_conflicts")
     settings = [n for n in (*SEED_SETTINGS, "run") if n in ds.variables and n not in out.variables]
     out = out.assign_coords({n: ds[n].reset_coords(drop=True) for n in settings})
     out.attrs = {"rnnlab_schema": SCHEMA, "rank": rank, "clusters": k}

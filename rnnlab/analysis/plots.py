@@ -27,6 +27,7 @@ from rnnlab.analysis.plot_style import (
     style,
     units,
 )
+from rnnlab.data.members import member_names, member_position
 
 
 def learning_curve(archive: xr.Dataset) -> hv.Overlay:
@@ -117,11 +118,16 @@ def frame_epochs(epochs, max_frames: int = 12) -> np.ndarray:
 def spectrum(
     archive: xr.Dataset, results: xr.Dataset, *, seed=None, max_frames: int = 12
 ) -> hv.HoloMap:
-    """HoloMap over epoch of `spectrum_frame` for one seed (default: the first)."""
-    seed = results["seed"].values[0] if seed is None else seed
-    radius = float(bulk_g(results).sel(seed=seed))
-    eig = archive["eigvals"].sel(seed=seed)
-    res = results.sel(seed=seed)
+    """HoloMap over epoch of `spectrum_frame` for one seed (default: the first member).
+
+    `archive` and `results` hold the same members in the same order (as `report.prepare` returns
+    them); the member is taken by position, since seed values can repeat across runs.
+    """
+    i = member_position(results, seed)
+    name = member_names(results)[i]
+    radius = float(bulk_g(results).isel(seed=i))
+    eig = archive["eigvals"].isel(seed=i)
+    res = results.isel(seed=i)
     epochs = frame_epochs(res["epoch"].values, max_frames)
     pts = [eig.sel(epoch=epochs).values]
     pts += [
@@ -136,7 +142,7 @@ def spectrum(
             res["outlier_meanfield"].sel(epoch=e).values,
             res["outlier_exact"].sel(epoch=e).values,
             radius,
-            title=f"Spectrum of J, seed {seed}, epoch {int(e)}",
+            title=f"Spectrum of J, {name}, epoch {int(e)}",
             lims=lims,
         )
     return hv.HoloMap(frames, kdims=[EPOCH])
@@ -219,11 +225,11 @@ def jacobian_re(results: xr.Dataset) -> hv.Overlay:
     x = da["epoch"].values
     layers = [
         style(
-            hv.Curve((x, da.isel(seed=i).values), EPOCH, "re", label=f"seed {int(da['seed'][i])}"),
+            hv.Curve((x, da.isel(seed=i).values), EPOCH, "re", label=name),
             color=seed_color(i),
             width=2,
         )
-        for i in range(da.sizes["seed"])
+        for i, name in enumerate(member_names(da))
     ]
     layers.append(hline(0.0, x[0], x[-1], "stability edge Re λ = 0", "#d62728", "dashdot"))
     cross = results["crossing_epoch"].values
@@ -247,9 +253,8 @@ def singular_values(results: xr.Dataset, n_show: int = 20) -> hv.Overlay:
     n = min(n_show, sv.sizes["sv"])
     idx = np.arange(1, n + 1)
     layers = []
-    for i in range(sv.sizes["seed"]):
+    for i, lab in enumerate(member_names(sv)):
         y = sv.isel(seed=i).values[:n]
-        lab = f"seed {int(sv['seed'][i])}"
         layers.append(
             style(hv.Curve((idx, y), "index", "sv", label=lab), color=seed_color(i), width=1.5)
         )
@@ -318,12 +323,13 @@ def alignment(
 
 
 def block_heatmap(results: xr.Dataset, var: str = "block_J", seed=None) -> hv.Overlay:
-    """Cluster block means of J or ΔJ at the last epoch for one seed, with the values printed."""
-    seed = results["seed"].values[0] if seed is None else seed
-    da = results[var].sel(seed=seed).isel(epoch=-1)
+    """Cluster block means of J or ΔJ at the last epoch for one seed (default: the first member),
+    with the values printed."""
+    i = member_position(results, seed)
+    da = results[var].isel(seed=i, epoch=-1)
     k = da.shape[0]
     if "cluster" in results.variables:  # tick labels with the cluster sizes
-        sizes = np.bincount(results["cluster"].sel(seed=seed).values.astype(int), minlength=k)
+        sizes = np.bincount(results["cluster"].isel(seed=i).values.astype(int), minlength=k)
         names = [f"{c} (n={sizes[c]})" for c in range(k)]
     else:
         names = [str(c) for c in range(k)]
@@ -345,7 +351,7 @@ def block_heatmap(results: xr.Dataset, var: str = "block_J", seed=None) -> hv.Ov
     epoch = int(results["epoch"][-1])
     return frame(
         hv.Overlay(layers),
-        title=f"Block means of {name}, seed {seed}, epoch {epoch}",
+        title=f"Block means of {name}, {member_names(results)[i]}, epoch {epoch}",
         xlabel="presynaptic cluster",
         ylabel="postsynaptic cluster",
         legend=False,
@@ -355,10 +361,11 @@ def block_heatmap(results: xr.Dataset, var: str = "block_J", seed=None) -> hv.Ov
 
 
 def trajectories(archive: xr.Dataset, *, seed=None, trial: int = 0) -> hv.Overlay:
-    """Target vs network output on one evaluation trial at the last stored trajectory epoch."""
-    seed = archive["seed"].values[0] if seed is None else seed
-    out = archive["traj_output"].sel(seed=seed).isel(traj_epoch=-1, trial=trial)
-    tgt = archive["eval_target"].sel(seed=seed).isel(trial=trial)
+    """Target vs network output on one evaluation trial at the last stored trajectory epoch, for
+    one seed (default: the first member)."""
+    i = member_position(archive, seed)
+    out = archive["traj_output"].isel(seed=i, traj_epoch=-1, trial=trial)
+    tgt = archive["eval_target"].isel(seed=i, trial=trial)
     t = out["time"].values
     layers = []
     for j, name in enumerate(out["output"].values):
@@ -382,7 +389,7 @@ def trajectories(archive: xr.Dataset, *, seed=None, trial: int = 0) -> hv.Overla
     tunit = str(archive["time"].attrs.get("units", "s"))
     return frame(
         hv.Overlay(layers),
-        title=f"Example trial: seed {seed}, trial {trial}, epoch {epoch}",
+        title=f"Example trial: {member_names(archive)[i]}, trial {trial}, epoch {epoch}",
         xlabel=f"time ({tunit})",
         ylabel=f"y(t) ({units(archive['traj_output'], 'a.u.')})",
         legend="right",

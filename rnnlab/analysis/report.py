@@ -44,28 +44,58 @@ def _check(ds: xr.Dataset, names, what: str) -> None:
         raise ReportError(f"{what} lacks variable(s) {', '.join(missing)}")
 
 
+def _member_keys(ds: xr.Dataset, with_run: bool) -> list[tuple]:
+    seeds = ds["seed"].values.tolist()
+    if not with_run:
+        return [(s,) for s in seeds]
+    return list(zip(ds["run"].values.tolist(), seeds, strict=True))
+
+
+def member_positions(archive: xr.Dataset, results: xr.Dataset) -> np.ndarray:
+    """Position in `archive` of each member of `results`, matched by (run, seed) when both carry
+    `run` labels, else by seed; positional because seed values repeat across runs."""
+    with_run = all("run" in ds.coords and ds["run"].dims == ("seed",) for ds in (archive, results))
+    have, want = _member_keys(archive, with_run), _member_keys(results, with_run)
+    if have == want:
+        return np.arange(len(want))
+    where: dict[tuple, list[int]] = {}
+    for i, key in enumerate(have):
+        where.setdefault(key, []).append(i)
+
+    def name(key: tuple) -> str:
+        return f"{key[0]} seed {key[1]}" if with_run else f"seed {key[0]}"
+
+    unknown = [name(k) for k in want if k not in where]
+    if unknown:
+        raise ReportError(f"results has {', '.join(unknown)} that the archive lacks")
+    repeated = [name(k) for k in want if len(where[k]) > 1]
+    if repeated:
+        raise ReportError(
+            f"archive has {repeated[0]} more than once; pass the results computed from it"
+        )
+    return np.array([where[k][0] for k in want])
+
+
 def prepare(archive: xr.Dataset, results: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
     """Check inputs, keep only what the report uses, make complex values complex and load them."""
     _check(archive, REQUIRED_ARCHIVE, "archive")
     _check(results, REQUIRED_RESULTS, "results")
     if results.sizes.get("epoch", 0) == 0 or results.sizes.get("seed", 0) == 0:
         raise ReportError("results has no seed or no epoch entries")
-    seeds = results["seed"].values
-    unknown = np.setdiff1d(seeds, archive["seed"].values)
-    if unknown.size:
-        raise ReportError(f"results has seed(s) {unknown.tolist()} that the archive lacks")
+    pos = member_positions(archive, results)
     epochs = np.setdiff1d(results["epoch"].values, archive["epoch"].values)
     if epochs.size:
         raise ReportError(f"results has epoch(s) {epochs.tolist()} that the archive lacks")
     if archive.sizes.get("traj_epoch", 0) == 0:
         raise ReportError("archive has no stored trajectories (traj_epoch is empty)")
-    arch = archive[list(REQUIRED_ARCHIVE)].sel(seed=seeds)
+    optional = [n for n in ("diverged_epoch",) if n in archive.variables]
+    arch = archive[[*REQUIRED_ARCHIVE, *optional]].isel(seed=pos)
     arch = arch.isel(traj_epoch=[-1])
     keep = [n for n in REQUIRED_RESULTS + OPTIONAL_RESULTS if n in results.variables]
     res = results[keep]
     arch, res = from_ri(arch).load(), from_ri(res).load()
     # g (the bulk radius of theory) for every seed: the archive's g, else the analysis' bulk edge
-    g = archive["g"].sel(seed=seeds) if "g" in archive.variables else res["bulk_radius"]
+    g = archive["g"].isel(seed=pos) if "g" in archive.variables else res["bulk_radius"]
     g = ("seed", np.asarray(g.values, dtype=float))
     arch, res = arch.assign_coords(g=g), res.assign_coords(g=g)
     arch["eigvals"] = arch["eigvals"].astype(complex)

@@ -11,6 +11,8 @@ import html
 import numpy as np
 import xarray as xr
 
+from rnnlab.data.members import drop_repeated_seed_index, member_runs
+
 # (variable, header, integer-valued) for the main table, in column order
 MAIN_COLUMNS = [
     ("g", "g", False),
@@ -72,8 +74,19 @@ def headline(archive: xr.Dataset, results: xr.Dataset, frac: float = 0.9) -> xr.
             "align_v": last["align_v"].isel(rank=0, drop=True),
         }
     ).reset_coords(drop=True)
+    labels = {  # seed and run name each row (several runs can share seed values)
+        c: ("seed", results[c].values)
+        for c in ("seed", "run")
+        if c in results.coords and results[c].dims == ("seed",)
+    }
+    out = drop_repeated_seed_index(out.assign_coords(labels))
     g = archive["g"] if "g" in archive.variables else results["bulk_radius"]
     out["g"] = ("seed", np.asarray(g.values, float))
+    diverged = archive["diverged_epoch"].values if "diverged_epoch" in archive else None
+    out["diverged_epoch"] = (
+        "seed",
+        np.full(out.sizes["seed"], np.nan) if diverged is None else np.asarray(diverged, float),
+    )
     kappa = last["kappa"].values if "kappa" in last else np.full(out.sizes["seed"], np.nan)
     out["kappa"] = ("seed", np.asarray(kappa, float))
     out = out.astype(float)
@@ -106,26 +119,58 @@ def fmt_across(values: np.ndarray) -> str:
     return f"{mean:.4g} ± {sd:.3g}"
 
 
-def _rows(seeds, columns) -> tuple[list[str], list[list[str]]]:
-    """Header and body (one row per seed, then the across-seed row) from (values, header, int)."""
-    header = ["seed"] + [h for _, h, _ in columns]
+def _rows(seeds, columns, runs=None) -> tuple[list[str], list[list[str]]]:
+    """Header and body (one row per seed, then the across-seed row) from (values, header, int).
+
+    With `runs` (members from several runs) a first `run` column names each row's run.
+    """
+    lead = ["run", "seed"] if runs else ["seed"]
+    header = lead + [h for _, h, _ in columns]
     body = [
-        [str(seed)] + [fmt(float(vals[i]), integer) for vals, _, integer in columns]
+        ([runs[i]] if runs else [])
+        + [str(seed)]
+        + [fmt(float(vals[i]), integer) for vals, _, integer in columns]
         for i, seed in enumerate(seeds)
     ]
-    body.append([ACROSS_LABEL] + [fmt_across(vals) for vals, _, _ in columns])
+    across = [ACROSS_LABEL] + [""] * (len(lead) - 1)
+    body.append(across + [fmt_across(vals) for vals, _, _ in columns])
     return header, body
 
 
 def tables(summary: xr.Dataset) -> dict[str, tuple[list[str], list[list[str]]]]:
     """The three tables: `main` numbers, alignments of u_1 (`u`) and of v_1 (`v`)."""
-    seeds = summary["seed"].values
-    out = {"main": _rows(seeds, [(summary[v].values, h, i) for v, h, i in MAIN_COLUMNS])}
+    seeds, runs = summary["seed"].values, member_runs(summary)
+    main = [(summary[v].values, h, i) for v, h, i in MAIN_COLUMNS]
+    out = {"main": _rows(seeds, main, runs)}
     for which in ("u", "v"):
         da = summary[f"align_{which}"].transpose("seed", "vector")
         cols = [(da.values[:, j], str(vec), False) for j, vec in enumerate(da["vector"].values)]
-        out[which] = _rows(seeds, cols)
+        out[which] = _rows(seeds, cols, runs)
     return out
+
+
+def runs_note(summary: xr.Dataset) -> str:
+    """` from 2 runs` when the members come from several runs, else an empty string."""
+    runs = member_runs(summary)
+    return f" from {len(set(runs))} runs" if runs else ""
+
+
+def diverged_note(summary: xr.Dataset) -> str:
+    """Which seeds diverged (were frozen) and when: one sentence for summary.md and the page."""
+    epochs = summary["diverged_epoch"].values if "diverged_epoch" in summary else []
+    bad = [i for i, e in enumerate(epochs) if np.isfinite(e)]
+    if not bad:
+        return "No seed diverged."
+    runs = member_runs(summary)
+    names = [
+        (f"{runs[i]} " if runs else "") + f"seed {summary['seed'].values[i]} at epoch "
+        f"{int(epochs[i])}"
+        for i in bad
+    ]
+    return (
+        f"Diverged (loss or parameters non-finite; frozen from then on, their rows show the "
+        f"frozen network): {', '.join(names)}."
+    )
 
 
 def _md_table(header: list[str], body: list[list[str]]) -> str:
@@ -154,8 +199,10 @@ def markdown(summary: xr.Dataset, title: str = "rnnlab run") -> str:
     opt = summary.attrs["mse_optimal"]
     parts = [
         f"# Summary: {title}",
-        f"Seeds: {summary.sizes['seed']}. Last epoch: {summary.attrs['last_epoch']}. "
+        f"Seeds: {summary.sizes['seed']}{runs_note(summary)}. "
+        f"Last epoch: {summary.attrs['last_epoch']}. "
         f"Task optimum MSE* = {fmt(opt)}.",
+        diverged_note(summary),
         "## Headline numbers per seed",
         _md_table(*t["main"]),
         "## Alignment |cos| of u_1 with the task vectors",

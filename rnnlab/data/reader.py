@@ -10,10 +10,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import netCDF4
+import numpy as np
 import xarray as xr
 
+from rnnlab.data.members import drop_repeated_seed_index, unique_run_labels
 from rnnlab.data.ri import from_ri
-from rnnlab.data.schema import SCHEMA_VERSION, SEED_SETTINGS
+from rnnlab.data.schema import READABLE_SCHEMAS, RECORD_DIMS, SEED_SETTINGS
 from rnnlab.errors import ArchiveError
 
 SMALL_CHUNK_CACHE_BYTES = 4 * 2**20
@@ -46,11 +48,14 @@ def archive_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
 
 
 def check_archive(path: Path, allow_incomplete: bool = False) -> dict[str, object]:
-    """Raise ArchiveError unless `path` is a readable (complete) rnnlab archive; return attrs."""
+    """Raise ArchiveError unless `path` is a readable (complete) rnnlab archive; return its
+    attributes, with the committed record counts under the key `committed`."""
+    if path.is_dir():
+        raise ArchiveError(f"{path} is a directory; give an archive file (or use open_archive)")
     try:
         with netCDF4.Dataset(path, "r") as nc:
             attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
-            n_epoch = nc.dimensions["epoch"].size if "epoch" in nc.dimensions else 0
+            attrs["committed"] = committed_counts(nc)
     except OSError as exc:
         raise ArchiveError(
             f"{path} is not a readable NetCDF file ({exc.strerror or exc})"
@@ -58,16 +63,33 @@ def check_archive(path: Path, allow_incomplete: bool = False) -> dict[str, objec
     schema = attrs.get("rnnlab_schema")
     if schema is None:
         raise ArchiveError(f"{path} is not an rnnlab archive (no 'rnnlab_schema' attribute)")
-    if schema != SCHEMA_VERSION:
+    if schema not in READABLE_SCHEMAS:
         raise ArchiveError(
-            f"{path} has archive schema {schema!r}; this rnnlab reads {SCHEMA_VERSION}"
+            f"{path} has archive schema {schema!r}; this rnnlab reads {', '.join(READABLE_SCHEMAS)}"
         )
     if not int(attrs.get("complete", 0)) and not allow_incomplete:
+        n_epoch = attrs["committed"].get("epoch", 0)
         raise ArchiveError(
-            f"{path} is incomplete (run killed or still running; {n_epoch} snapshots written); "
-            "pass allow_incomplete=True to read it anyway"
+            f"{path} is incomplete (run killed or still running; {n_epoch} snapshots committed); "
+            "pass --allow-incomplete (Python: allow_incomplete=True) to read its committed records"
         )
     return attrs
+
+
+def committed_counts(nc: netCDF4.Dataset) -> dict[str, int]:
+    """Committed records per record dim: the prefix whose marker (the record's coordinate) is
+    set. Schema /1 archives had no markers: every record there counts."""
+    out = {}
+    for dim in RECORD_DIMS:
+        if dim not in nc.dimensions:
+            continue
+        if dim in nc.variables and not nc.dimensions[dim].isunlimited():
+            markers = np.asarray(nc.variables[dim][:])
+            bad = np.flatnonzero(markers < 0)
+            out[dim] = int(bad[0]) if bad.size else len(markers)
+        else:
+            out[dim] = nc.dimensions[dim].size
+    return out
 
 
 def _chunk(ds: xr.Dataset) -> xr.Dataset:
@@ -87,14 +109,24 @@ def _chunk(ds: xr.Dataset) -> xr.Dataset:
 def open_one(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
     """One archive as a lazy dataset with complex eigenvalues."""
     path = Path(path)
-    check_archive(path, allow_incomplete)
+    attrs = check_archive(path, allow_incomplete)
     set_small_chunk_cache()
     ds = xr.open_dataset(path, engine="netcdf4", chunks=None, cache=False)
+    close = ds.close  # the rebuilt dataset below closes the file too (`with` and .close())
+    committed = attrs["committed"]
+    if any(committed[d] < ds.sizes[d] for d in committed):  # an unfinished run: its prefix
+        ds = ds.isel({d: slice(0, n) for d, n in committed.items()})
     settings = [name for name in ("run", *SEED_SETTINGS) if name in ds.data_vars]
     ds = _chunk(ds.set_coords(settings))
     ds = from_ri(ds)
     ds.encoding["source"] = str(path)
+    ds.set_close(close)
     return ds
+
+
+def _run_attrs(part: xr.Dataset) -> dict:
+    """Attributes of the per-seed `run` label (kept when open_archive relabels runs)."""
+    return dict(part["run"].attrs) if "run" in part.variables else {"long_name": "run"}
 
 
 def open_archive(
@@ -104,9 +136,18 @@ def open_archive(
 
     Runs combine when their shapes and schedules agree (N, snapshot epochs, time grid);
     settings that may differ (g, b, lr, ...) are coordinates along `seed`, and `run` names each
-    seed's run.
+    seed's run. Every (run, seed) is its own member of `seed`, even when runs share seeds and
+    names: a `run` label that several files carry becomes `label:<file stem>` (then
+    `label:<stem>:<k>`, see members.unique_run_labels), and when seed values repeat `seed` is a
+    coordinate without an index (select with isel or a mask; docs/archive.md). A file named twice
+    (or through a link) is opened once.
     """
-    files = archive_paths(paths)
+    files, seen = [], set()
+    for path in archive_paths(paths):
+        stat = path.stat()
+        if (stat.st_dev, stat.st_ino) not in seen:  # opening a file twice can crash netCDF-C
+            seen.add((stat.st_dev, stat.st_ino))
+            files.append(path)
     parts = [open_one(p, allow_incomplete) for p in files]
     if len(parts) == 1:
         return parts[0]
@@ -123,6 +164,15 @@ def open_archive(
                 raise ArchiveError(
                     f"cannot combine {files[0]} and {path}: their '{coord}' schedules differ"
                 )
+    stems = [path.stem for path in files]
+    labels = [
+        [str(r) for r in part["run"].values] if "run" in part.variables else [stem] * len(part.seed)
+        for stem, part in zip(stems, parts, strict=True)
+    ]
+    parts = [
+        part.assign_coords(run=("seed", np.array(labs, dtype=object), _run_attrs(part)))
+        for part, labs in zip(parts, unique_run_labels(labels, stems), strict=True)
+    ]
     combined = xr.concat(
         parts,
         dim="seed",
@@ -133,4 +183,6 @@ def open_archive(
         combine_attrs="drop_conflicts",
     )
     combined.attrs["sources"] = "\n".join(str(p) for p in files)
+    combined = drop_repeated_seed_index(combined)
+    combined.set_close(lambda: [part.close() for part in parts])
     return combined

@@ -6,8 +6,12 @@ these helpers are the one place that converts, for NumPy arrays and for (lazy) x
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # xarray is imported by the functions that need it: the writer needs none
+    import xarray as xr
 
 RI = "ri"
 NOTE_KEYS = ("comment", "complex_as")  # attrs that only describe the (real, imaginary) pair
@@ -21,12 +25,18 @@ def pairs(values: np.ndarray) -> np.ndarray:
 
 def _rebuild(ds: xr.Dataset, fn) -> xr.Dataset:
     """A copy of ds with every variable (data or coordinate, not index) passed through fn."""
+    import xarray as xr
+
     data = {k: fn(ds.variables[k]) for k in ds.data_vars}
     coords = {k: fn(v) if k not in ds.indexes else v for k, v in ds.coords.variables.items()}
-    return xr.Dataset(data, coords=coords, attrs=ds.attrs)
+    out = xr.Dataset(data, coords=coords, attrs=ds.attrs)
+    # a dimension coordinate ds keeps without an index (repeated seeds) must not gain one
+    return out.drop_indexes([k for k in out.indexes if k not in ds.indexes])
 
 
 def _split(var: xr.Variable) -> xr.Variable:
+    import xarray as xr
+
     if var.dtype.kind != "c":
         return var
     data = np.stack([var.data.real, var.data.imag], axis=-1)  # dask stays lazy (NEP 18)
@@ -35,6 +45,8 @@ def _split(var: xr.Variable) -> xr.Variable:
 
 
 def _join(var: xr.Variable) -> xr.Variable:
+    import xarray as xr
+
     if not var.dims or var.dims[-1] != RI or var.sizes[RI] != 2:
         return var
     data = var.data[..., 0] + 1j * var.data[..., 1]

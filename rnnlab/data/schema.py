@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from rnnlab.data.ri import RI
 
-SCHEMA_VERSION = "rnnlab-archive/1"
-UNLIMITED = ("epoch", "curve_epoch", "traj_epoch")
+SCHEMA_VERSION = "rnnlab-archive/2"
+READABLE_SCHEMAS = ("rnnlab-archive/1", SCHEMA_VERSION)  # /1: unlimited record dims, no markers
+RECORD_DIMS = ("epoch", "curve_epoch", "traj_epoch")  # their coordinate is the commit marker
+UNCOMMITTED = -1  # record-coordinate value of a record not (yet) committed
 COMPLEX_DIM = RI  # one name for the (real, imaginary) dim: rnnlab.data.ri
 
 
@@ -61,6 +63,13 @@ VARIABLES: dict[str, Var] = {
     ),
     "crossing_epoch": Var(
         (S,), "epoch at which max Re of the Jacobian at the origin crosses 0", "epoch", dtype="f8"
+    ),
+    "diverged_epoch": Var(
+        (S,),
+        "epoch whose loss or update made the seed non-finite; the seed is frozen from then on "
+        "(NaN: never)",
+        "epoch",
+        dtype="f8",
     ),
     "eval_input": Var((S, "trial", "time", "input"), "inputs of the fixed evaluation trials"),
     "eval_target": Var((S, "trial", "time", "output"), "targets of the fixed evaluation trials"),

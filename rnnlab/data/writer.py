@@ -1,68 +1,99 @@
-"""Incremental, crash-safe archive writer (netCDF4-python, unlimited epoch dims, sync per snapshot).
+"""Crash-safe archive writer (netCDF4-python): it encodes and writes what it is given, and
+computes nothing.
 
-Measured facts this builds on: xarray's `to_netcdf(mode="a")` cannot append along a dimension;
-netCDF4 with an unlimited `epoch` and `sync()` after each snapshot survived `kill -9` with every
-record intact (h5netcdf did not). The file is written as PATH.partial and renamed to PATH when the
-run completes, so an existing archive is never half-overwritten.
+Layout (docs/reliability.md). Every dimension is fixed when the file is created, from the run's
+schedule, and every record variable is written in full (NaN, or -1 for integers) before the first
+record, so the file's HDF5 metadata never changes afterwards: writing a record only overwrites raw
+bytes at a fixed place. A record becomes visible through its coordinate (`epoch`, `curve_epoch`,
+`traj_epoch`), written only after the record's data is flushed and fsync'ed: that value is the
+commit marker, and -1 marks a record not (yet) committed. Measured here (benchmarks/
+kill_campaign.py): with unlimited dims, whose chunk indexes and sizes change at every append, a
+SIGKILL left an unreadable variable in 2 of 40 runs; with this layout in none.
+
+The file is PATH.partial until the run completes, then renamed to PATH (after a compressed copy
+when `record.compression`/`significant_digits` ask for one: compressed chunks change size when
+rewritten, so the .partial itself is never compressed).
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import sys
-import tempfile
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import netCDF4
 import numpy as np
 
-from rnnlab.blas import set_blas_threads
-from rnnlab.config import to_toml
+from rnnlab.config import snapshot_epochs, to_toml
+from rnnlab.data.paths import (
+    disk_full_message,
+    is_disk_full,
+    partial_path,
+)
 from rnnlab.data.ri import pairs
-from rnnlab.data.schema import COMPLEX_DIM, COORDS, SCHEMA_VERSION, SEED_SETTINGS, VARIABLES
+from rnnlab.data.schema import (
+    COMPLEX_DIM,
+    COORDS,
+    RECORD_DIMS,
+    SCHEMA_VERSION,
+    SEED_SETTINGS,
+    UNCOMMITTED,
+    VARIABLES,
+)
 from rnnlab.errors import ArchiveError
-from rnnlab.spectra import crossing_epoch, dphi_at_origin, dphi_numpy, jacobian, sorted_eigvals
 
-PARTIAL_SUFFIX = ".partial"
-
-
-def check_output_path(path: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing archive (without overwrite) or an unwritable place, touching nothing."""
-    path = Path(path)
-    if path.is_dir():
-        raise ArchiveError(f"output path {path} is a directory; give a file name like runs/x.nc")
-    if path.exists() and not overwrite:
-        raise ArchiveError(f"archive {path} already exists; pass --overwrite to replace it")
-    blocked = unwritable_ancestor(path.parent)
-    if blocked is not None:
-        raise ArchiveError(f"cannot write archive {path}: {blocked} is not a writable directory")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ArchiveError(f"cannot replace archive {path}: it is not writable")
-    return path
+FINALS = ("crossing_epoch", "diverged_epoch")  # per-seed results, NaN until known
 
 
-def unwritable_ancestor(directory: Path) -> Path | None:
-    """The nearest existing ancestor of `directory` (itself included) if files cannot be created
-    there, else None: what would stop `mkdir -p directory` and a file in it."""
-    ancestor = directory.resolve()
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    return None if ancestor.is_dir() and can_create_in(ancestor) else ancestor
+@dataclass(frozen=True)
+class Layout:
+    """The fixed shape of an archive: its record schedules and the size of every dim."""
 
+    snapshots: tuple[int, ...]  # epoch of each `epoch` record
+    trajectories: tuple[int, ...]  # epoch of each `traj_epoch` record
+    sizes: dict[str, int]
 
-def can_create_in(directory: Path) -> bool:
-    """Probe by creating (and at once removing) a file: os.access lies for root and for /proc."""
-    try:
-        with tempfile.TemporaryFile(dir=directory):
-            return True
-    except OSError:
-        return False
+    @classmethod
+    def of(cls, cfg: dict[str, Any], static: dict[str, Any]) -> Layout:
+        epochs, record = cfg["train"]["epochs"], cfg["record"]
+        snaps = tuple(snapshot_epochs(epochs, record["every"]))
+        trajs = tuple(snapshot_epochs(epochs, record["trajectories_every"]))
+        n = cfg["model"]["N"]
+        sizes = {
+            "seed": len(cfg["seeds"]),
+            "epoch": len(snaps),
+            "curve_epoch": epochs,
+            "traj_epoch": len(trajs),
+            "neuron": n,
+            "neuron_pre": n,
+            "eig": n,
+            "track": record["track_k"],
+            "input": len(static["input_names"]),
+            "output": len(static["output_names"]),
+            "trial": record["n_eval_trials"],
+            "time": len(static["time"]),
+            COMPLEX_DIM: 2,
+        }
+        return cls(snaps, trajs, sizes)
+
+    def kept(self, cfg: dict[str, Any], imposed: bool) -> dict[str, Any]:
+        """The schema's variables this run stores (record.store, imposed u and v)."""
+        store = cfg["record"]["store"]
+        skip = {"J"} if store == "dJ" else {"dJ"} if store == "J" else set()
+        if not imposed:
+            skip |= {"imposed_u", "imposed_v"}
+        return {name: spec for name, spec in VARIABLES.items() if name not in skip}
+
+    def nbytes(self, cfg: dict[str, Any], imposed: bool) -> int:
+        """Bytes of all stored variables: the size of the .partial (and of the archive)."""
+        total = 0
+        for spec in self.kept(cfg, imposed).values():
+            count = int(np.prod([self.sizes[d] for d in spec.dims], dtype=np.int64))
+            total += count * np.dtype(spec.dtype).itemsize
+        return total
 
 
 def put_block(var: netCDF4.Variable, start: tuple[int, ...], block: Any) -> None:
@@ -89,68 +120,78 @@ def versions() -> dict[str, str]:
     here would add half a second to every run)."""
     from importlib.metadata import version
 
-    import torch
-
     import rnnlab
 
     return {
         "rnnlab_version": rnnlab.__version__,
-        "torch_version": torch.__version__,
+        "torch_version": version("torch"),
         "numpy_version": np.__version__,
         "xarray_version": version("xarray"),
         "netcdf4_version": netCDF4.__version__,
     }
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file's pages to the disk (any descriptor of the file will do)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class ArchiveWriter:
-    """Creates the archive and appends snapshots, curve rows and trajectories as they come."""
+    """Creates (or reopens) PATH.partial, writes records at their fixed places, commits them,
+    and finally renames the archive into place."""
 
     def __init__(
         self,
         path: str | Path,
         cfg: dict[str, Any],
         *,
-        overwrite: bool = False,
         command: str | None = None,
+        run_id: str = "",
     ) -> None:
-        self.path = check_output_path(path, overwrite)
-        self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+        self.path = Path(path)
+        self.partial = partial_path(self.path)
         self.cfg = cfg
         self.command = command if command is not None else " ".join(sys.argv)
+        self.run_id = run_id
         self.ds: netCDF4.Dataset | None = None
-        self.n_epoch = self.n_curve = self.n_traj = 0
-        self.J0: np.ndarray | None = None
-        self.snapshot_epochs: list[int] = []  # for crossing_epoch, from the exact spectra
-        self.snapshot_max_re: list[np.ndarray] = []
-        self.phi = cfg["model"]["phi"]
-        # Set once training has ended (BackgroundWriter.close): the last snapshot's two spectra
-        # then run on it side by side, since no trainer needs the cores any more.
-        self.spectra_pool: ThreadPoolExecutor | None = None
+        self.layout: Layout | None = None
+        self._markers: list[tuple[str, int, int]] = []  # (coord, index, epoch) awaiting commit
 
     # -- creation -------------------------------------------------------------------------------
-    def open(self, static: dict[str, Any]) -> None:
-        """Create PATH.partial with dims, coordinates, attributes and the static variables."""
+    def create(self, static: dict[str, Any]) -> None:
+        """Create PATH.partial: dims, attributes, static variables, every record pre-written.
+
+        A full disk here (space taken since the check) removes the new file and raises one line.
+        """
+        self.layout = Layout.of(self.cfg, static)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        cfg = self.cfg
-        ds = netCDF4.Dataset(self.partial, "w", format="NETCDF4")
+        # built under a temporary name and renamed once whole: a kill during creation must not
+        # leave a .partial whose records hold whatever the allocator had (seen: heap addresses)
+        creating = self.partial.with_name(f".{self.partial.name}.creating")
+        try:
+            self._create(creating, static)
+            self.ds.close()
+            fsync_path(creating)
+            os.replace(creating, self.partial)
+            self.ds = netCDF4.Dataset(self.partial, "a")
+        except (OSError, RuntimeError) as exc:
+            self.close()
+            creating.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                imposed = static.get("imposed_u") is not None
+                needed = self.layout.nbytes(self.cfg, imposed)
+                raise ArchiveError(disk_full_message(self.partial, needed)) from None
+            raise
+
+    def _create(self, target: Path, static: dict[str, Any]) -> None:
+        cfg, layout = self.cfg, self.layout
+        ds = netCDF4.Dataset(target, "w", format="NETCDF4")
         self.ds = ds
-        n, seeds = cfg["model"]["N"], cfg["seeds"]
-        sizes = {
-            "seed": len(seeds),
-            "epoch": None,
-            "curve_epoch": None,
-            "traj_epoch": None,
-            "neuron": n,
-            "neuron_pre": n,
-            "eig": n,
-            "track": cfg["record"]["track_k"],
-            "input": len(static["input_names"]),
-            "output": len(static["output_names"]),
-            "trial": cfg["record"]["n_eval_trials"],
-            "time": len(static["time"]),
-            COMPLEX_DIM: 2,
-        }
-        for dim, size in sizes.items():
+        for dim, size in layout.sizes.items():
             ds.createDimension(dim, size)
         ds.setncatts(
             {
@@ -159,23 +200,27 @@ class ArchiveWriter:
                 "config": to_toml(cfg, comments=False),
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "command": self.command,
+                "run_id": self.run_id,
                 "complete": np.int32(0),
-                "phi": self.phi,
+                "phi": cfg["model"]["phi"],
                 "Conventions": "CF-1.10",
                 **versions(),
             }
         )
-        self._coord("seed", np.asarray(seeds, dtype="i8"))
+        n = cfg["model"]["N"]
+        self._coord("seed", np.asarray(cfg["seeds"], dtype="i8"))
         for name in ("neuron", "neuron_pre", "eig"):
             self._coord(name, np.arange(n, dtype="i4"))
-        self._coord("track", np.arange(sizes["track"], dtype="i4"))
-        self._coord("trial", np.arange(sizes["trial"], dtype="i4"))
+        self._coord("track", np.arange(layout.sizes["track"], dtype="i4"))
+        self._coord("trial", np.arange(layout.sizes["trial"], dtype="i4"))
         self._coord("time", np.asarray(static["time"], dtype="f8"))
-        for name in ("epoch", "curve_epoch", "traj_epoch"):
-            self._coord(name, None)
+        for name in RECORD_DIMS:
+            var = self._coord(name, None)
+            var.comment = f"{UNCOMMITTED}: record not (yet) committed (an unfinished run)"
         self._labels("input", "input", static["input_names"], "input channel")
         self._labels("output", "output", static["output_names"], "output channel")
-        self._labels("run", "seed", [cfg["name"]] * len(seeds), "run name")
+        label = f"{cfg['name']}:{self.run_id[:8]}" if self.run_id else cfg["name"]
+        self._labels("run", "seed", [label] * len(cfg["seeds"]), "run (name:id)")
         for coord, (section, key) in SEED_SETTINGS.items():
             node = cfg
             for part in section.split("."):
@@ -183,19 +228,41 @@ class ArchiveWriter:
             var = ds.createVariable(coord, "f8", ("seed",))
             var.long_name = f"config {section}.{key}"
             var.units = "1"
-            put_block(var, (0,), np.full(len(seeds), float(node[key])))
+            put_block(var, (0,), np.full(len(cfg["seeds"]), float(node[key])))
         ds.setncattr("coordinates", " ".join(["run", *SEED_SETTINGS]))
-        self._create_variables(static)
-        self.J0 = np.asarray(static["J0"], dtype=np.float32)
-        self._put("J0", self.J0)
-        self._put("mse_optimal", np.float64(static["mse_optimal"]))
-        self._put("eval_input", static["eval_input"])
-        self._put("eval_target", static["eval_target"])
-        if static.get("imposed_u") is not None:
-            self._put("imposed_u", static["imposed_u"])
-            self._put("imposed_v", static["imposed_v"])
-        ds.variables["crossing_epoch"][:] = np.full(len(seeds), np.nan)
-        ds.sync()
+        imposed = static.get("imposed_u") is not None
+        for name, spec in layout.kept(cfg, imposed).items():
+            # contiguous and without a fill: every byte is written right below
+            var = ds.createVariable(name, spec.dtype, spec.dims, contiguous=True, fill_value=False)
+            var.long_name, var.units = spec.long_name, spec.units
+            if name.startswith("eigvals") or name == "tracked":
+                var.comment = "complex values: trailing dim 'ri' holds (real, imaginary)"
+        self._prefill()
+        self.put_static("J0", static["J0"])
+        self.put_static("mse_optimal", np.float64(static["mse_optimal"]))
+        self.put_static("eval_input", static["eval_input"])
+        self.put_static("eval_target", static["eval_target"])
+        if imposed:
+            self.put_static("imposed_u", static["imposed_u"])
+            self.put_static("imposed_v", static["imposed_v"])
+
+    def _prefill(self) -> None:
+        """Write every record variable and record coordinate in full (NaN or -1), one record
+        at a time: the file reaches its final size now, so a run never extends it."""
+        for name, var in self.ds.variables.items():
+            if name in RECORD_DIMS:
+                put_block(var, (0,), np.full(var.shape, UNCOMMITTED, var.dtype))
+                continue
+            dims = var.dimensions
+            if name in FINALS or not dims or dims[0] != "seed" or len(dims) < 2:
+                continue
+            if dims[1] not in RECORD_DIMS:
+                continue
+            fill = np.full((var.shape[0], 1, *var.shape[2:]), _missing(var.dtype), var.dtype)
+            for i in range(var.shape[1]):
+                put_block(var, (0, i) + (0,) * (var.ndim - 2), fill)
+        for name in FINALS:
+            put_block(self.ds.variables[name], (0,), np.full(self.layout.sizes["seed"], np.nan))
 
     def _labels(self, name: str, dim: str, labels: list[str], long_name: str) -> None:
         """Strings as a UTF-8 char array: variable-length strings make a second open of the
@@ -210,242 +277,202 @@ class ArchiveWriter:
         var.set_auto_chartostring(False)
         var[:] = netCDF4.stringtochar(np.array(encoded, dtype=f"S{width}"))
 
-    def _coord(self, name: str, values: np.ndarray | None) -> None:
+    def _coord(self, name: str, values: np.ndarray | None) -> netCDF4.Variable:
         spec = COORDS[name]
-        var = self.ds.createVariable(name, spec.dtype, spec.dims)
+        kwargs = {"contiguous": True, "fill_value": False} if name in RECORD_DIMS else {}
+        var = self.ds.createVariable(name, spec.dtype, spec.dims, **kwargs)
         var.long_name, var.units = spec.long_name, spec.units
         if values is not None:
             put_block(var, (0,), values)
+        return var
 
-    def _create_variables(self, static: dict[str, Any]) -> None:
-        record = self.cfg["record"]
-        store = record["store"]
-        skip = {"J"} if store == "dJ" else {"dJ"} if store == "J" else set()
-        if static.get("imposed_u") is None:
-            skip |= {"imposed_u", "imposed_v"}
-        zlib = record["compression"] == "zlib"
-        digits = record["significant_digits"] or None
-        for name, spec in VARIABLES.items():
-            if name in skip:
-                continue
-            kwargs: dict[str, Any] = {"chunksizes": self._chunks(spec.dims)} if spec.dims else {}
-            if spec.dtype.startswith("f") and spec.dims:
-                # no _FillValue on (real, imaginary) pairs: netCDF4's auto_complex reads a
-                # scalar fill there as complex and corrupts the heap
-                kwargs["fill_value"] = False if spec.dims[-1] == COMPLEX_DIM else np.nan
-                if zlib:
-                    kwargs.update(zlib=True, complevel=4, shuffle=True)
-                if digits and name not in ("loss_curve", "mse_curve", "loss", "mse"):
-                    kwargs["significant_digits"] = digits
-            var = self.ds.createVariable(name, spec.dtype, spec.dims, **kwargs)
-            var.long_name, var.units = spec.long_name, spec.units
-            if name.startswith("eigvals") or name == "tracked":
-                var.comment = "complex values: trailing dim 'ri' holds (real, imaginary)"
+    # -- reopening (resume) ---------------------------------------------------------------------
+    def reopen(self, static: dict[str, Any]) -> dict[str, int]:
+        """Open an existing PATH.partial for more records; return its committed counts.
 
-    def _chunks(self, dims: tuple[str, ...]) -> list[int]:
-        out = []
-        for dim in dims:
-            size = self.ds.dimensions[dim].size
-            if dim in ("seed", "epoch", "traj_epoch"):
-                out.append(1)
-            elif dim == "curve_epoch":
-                out.append(1024)
-            else:
-                out.append(max(1, size))
-        return out
+        Refuses a file whose fixed layout is not this run's (another config or an old schema).
+        """
+        self.layout = Layout.of(self.cfg, static)
+        try:
+            self.ds = netCDF4.Dataset(self.partial, "a")
+        except OSError as exc:
+            raise ArchiveError(f"cannot reopen {self.partial}: {exc}") from None
+        ds = self.ds
+        if ds.getncattr("rnnlab_schema") != SCHEMA_VERSION:
+            self.close()
+            raise ArchiveError(
+                f"{self.partial} was written by another archive schema "
+                f"({ds.getncattr('rnnlab_schema')}); it cannot be resumed"
+            )
+        for dim, size in self.layout.sizes.items():
+            if dim not in ds.dimensions or ds.dimensions[dim].size != size:
+                self.close()
+                raise ArchiveError(f"{self.partial} does not match its run's config (dim {dim})")
+        return self.committed()
 
-    def _put(self, name: str, values: Any) -> None:
-        """Write a whole fixed-size variable (if the schema kept it)."""
-        if name in self.ds.variables:
+    def committed(self) -> dict[str, int]:
+        """Number of committed records per record dim (the markers form a prefix)."""
+        return {name: committed_count(self.ds.variables[name][:]) for name in RECORD_DIMS}
+
+    def uncommit_from(self, counts: dict[str, int]) -> None:
+        """Mark records from counts[dim] on as uncommitted (they will be written again)."""
+        for name, start in counts.items():
             var = self.ds.variables[name]
-            put_block(var, (0,) * var.ndim, np.broadcast_to(values, var.shape))
+            if start < var.shape[0]:
+                put_block(var, (start,), np.full(var.shape[0] - start, UNCOMMITTED, var.dtype))
+        self.ds.sync()
+        fsync_path(self.partial)
+
+    def read(self, name: str) -> np.ndarray:
+        """A variable's stored values (complex when stored as (real, imaginary) pairs)."""
+        var = self.ds.variables[name]
+        values = np.asarray(var[...])
+        if var.dimensions and var.dimensions[-1] == COMPLEX_DIM:
+            values = values[..., 0] + 1j * values[..., 1]
+        return values
 
     # -- records --------------------------------------------------------------------------------
-    def _append(self, name: str, index: int, values: Any, count: int = 1) -> None:
-        """Write `values` (seed, count, ...) at position `index` of a (seed, epoch-like, ...)
-        variable, or (count,) values into a 1-d epoch-like coordinate."""
-        var = self.ds.variables[name]
-        block = np.asarray(values)
-        if var.ndim == 1:
-            put_block(var, (index,), block.reshape(count))
-            return
-        if count == 1:
-            block = block[:, None]
-        put_block(var, (0, index) + (0,) * (var.ndim - 2), block)
+    def put_static(self, name: str, values: Any) -> None:
+        """Write a whole fixed-size variable (if this run stores it)."""
+        if name in self.ds.variables:
+            var = self.ds.variables[name]
+            block = _encode(var, values)
+            put_block(var, (0,) * var.ndim, np.broadcast_to(block, var.shape))
 
-    def write_snapshot(self, epoch: int, values: dict[str, np.ndarray]) -> None:
-        """Append one snapshot: J, dJ, B, w, losses, row/column means and spectra."""
-        i = self.n_epoch
-        v = self.ds.variables
-        J = values["J"].astype(np.float32)
-        slope = dphi_numpy(values["h_mean"].astype(np.float64), self.phi)
-        jac = jacobian(J, slope, dtype=np.float32)  # float32 like J and its spectrum
-        spectra = self._spectra(J, jac)
-        self._append("epoch", i, epoch)
-        for name in ("J", "dJ"):
-            if name in v:
-                self._append(name, i, J if name == "J" else J - self.J0)
-        for name in ("B", "w", "loss", "mse", "h_mean"):
-            self._append(name, i, values[name])
-        self._append("row_mean", i, J.mean(axis=2))
-        self._append("col_mean", i, J.mean(axis=1))
-        eigs, jac_eigs = (spectrum() for spectrum in spectra)
-        self._append("eigvals", i, pairs(eigs))
-        # at the origin every slope is phi'(0): the Jacobian's eigenvalues are phi'(0) lambda - 1
-        # (same order: a positive scale and a shift keep the descending real part)
-        jac0 = dphi_at_origin(self.phi) * eigs - 1.0
-        self._append("eigvals_jac0", i, pairs(jac0))
-        self.snapshot_epochs.append(epoch)
-        self.snapshot_max_re.append(jac0.real.max(axis=-1))
-        self._append("eigvals_jac", i, pairs(jac_eigs))
-        self.n_epoch += 1
-        self.ds.sync()
+    def put_record(self, dim: str, index: int, epoch: int, values: dict[str, Any]) -> None:
+        """Write one record (each value shaped (seed, ...)) at `index` of `dim`; it is visible
+        once `commit` has run. Variables this run does not store are skipped."""
+        self.put_records(dim, index, [epoch], {k: np.expand_dims(v, 1) for k, v in values.items()})
 
-    def _spectra(self, *matrices: np.ndarray) -> list:
-        """A callable per batch of matrices giving its sorted float32 eigenvalues. During training
-        they are computed when called, on this thread; once training has ended (spectra_pool set)
-        they start at once on the pool, overlapping each other and the writes meanwhile."""
-        pool = self.spectra_pool
-        if pool is None:
-            return [partial(sorted_eigvals, m, single=True) for m in matrices]
-        return [pool.submit(sorted_eigvals, m, single=True).result for m in matrices]
-
-    def write_curve(self, epochs: list[int], rows: list[dict[str, np.ndarray]]) -> None:
-        """Append learning-curve rows (and tracked eigenvalues) for several epochs at once."""
-        if not rows:
-            return
-        i, k = self.n_curve, len(rows)
-        self._append("curve_epoch", i, epochs, count=k)
-        for name in rows[0]:
-            stacked = np.stack([r[name] for r in rows], axis=1)
-            if np.iscomplexobj(stacked):
-                stacked = pairs(stacked)
-            self._append(name, i, stacked, count=k)
-        self.n_curve += k
-
-    def write_trajectories(self, epoch: int, values: dict[str, np.ndarray]) -> None:
-        """Append the evaluation trajectories of one epoch."""
-        i = self.n_traj
-        self._append("traj_epoch", i, epoch)
+    def put_records(self, dim: str, start: int, epochs: list[int], values: dict[str, Any]) -> None:
+        """Write len(epochs) consecutive records (values shaped (seed, k, ...)) from `start`."""
+        size = self.ds.dimensions[dim].size
+        if start < 0 or start + len(epochs) > size:
+            raise ValueError(f"{dim}: records {start}..{start + len(epochs) - 1} of {size}")
         for name, value in values.items():
-            self._append(name, i, value)
-        self.n_traj += 1
+            if name not in self.ds.variables:
+                continue
+            var = self.ds.variables[name]
+            if var.dimensions[:2] != ("seed", dim):
+                raise ValueError(f"{name} is not a ({dim}) record variable: {var.dimensions}")
+            block = _encode(var, value)
+            put_block(var, (0, start) + (0,) * (var.ndim - 2), block)
+        self._markers.extend((dim, start + k, e) for k, e in enumerate(epochs))
+
+    def commit(self) -> None:
+        """Make the records written so far visible: flush and fsync their data, then write
+        their markers (and flush them: a kill after this keeps them)."""
+        self.ds.sync()
+        fsync_path(self.partial)
+        if not self._markers:
+            return
+        for dim, index, epoch in self._markers:
+            put_block(self.ds.variables[dim], (index,), np.asarray([epoch]))
+        self._markers = []
         self.ds.sync()
 
-    def finish(self, extra: dict[str, np.ndarray] | None = None) -> Path:
-        """Write the final per-seed results, mark the archive complete and move it into place.
-
-        crossing_epoch comes from the exact snapshot spectra of the Jacobian at the origin,
-        interpolated between snapshots (the per-epoch tracked values are only a lower bound
-        near the bulk edge, where the crossing happens)."""
-        if len(self.snapshot_epochs) >= 2:
-            series = np.stack(self.snapshot_max_re, axis=1)
-            self._put("crossing_epoch", crossing_epoch(self.snapshot_epochs, series))
-        for name, value in (extra or {}).items():
-            self._put(name, value)
-        self.ds.setncattr("complete", np.int32(1))
+    def finish(self) -> Path:
+        """Commit, mark the archive complete and move it into place (via a compressed copy
+        when the config asks for compression; the .partial stays incomplete until that copy is
+        whole, so a failure there leaves a resumable run). Returns the archive's path."""
+        self.commit()
+        missing = {d: c for d, c in self.committed().items() if c != self.ds.dimensions[d].size}
+        if missing:
+            raise ArchiveError(f"{self.partial}: records missing at finish: {missing}")
+        record = self.cfg["record"]
+        compress = record["compression"] == "zlib" or bool(record["significant_digits"])
+        if not compress:
+            self.ds.setncattr("complete", np.int32(1))
+            self.ds.sync()
         self.ds.close()
         self.ds = None
-        os.replace(self.partial, self.path)
+        fsync_path(self.partial)
+        if not compress:
+            os.replace(self.partial, self.path)
+            return self.path
+        compressed = self.path.with_name(f".{self.path.name}.compressing")
+        try:
+            compressed_copy(self.partial, compressed, record)
+        except (OSError, RuntimeError) as exc:
+            compressed.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                size = self.partial.stat().st_size
+                raise ArchiveError(disk_full_message(self.path, size)) from None
+            raise
+        os.replace(compressed, self.path)
+        self.partial.unlink()
         return self.path
 
-    def abort(self) -> None:
-        """Close after a failure, keeping the readable PATH.partial for inspection."""
+    def close(self) -> None:
+        """Close without finishing (after a failure or an interrupt); committed records stay."""
         if self.ds is not None:
             try:
-                self.ds.sync()
                 self.ds.close()
+            except RuntimeError:
+                pass
             finally:
                 self.ds = None
 
 
-class BackgroundWriter:
-    """Runs an ArchiveWriter on a worker thread so training never waits on disk or eigvals.
+def committed_count(markers: np.ndarray) -> int:
+    """Length of the committed prefix of a record coordinate (values >= 0)."""
+    markers = np.asarray(markers)
+    bad = np.flatnonzero(markers < 0)
+    return int(bad[0]) if bad.size else len(markers)
 
-    `open` creates the file on the worker too (the trainer's first epochs overlap it). The trainer
-    calls curve/snapshot/trajectories; they enqueue copies and return. Curve rows are buffered and
-    flushed with each snapshot. An error on the worker is raised on the next call (curve is called
-    every epoch, so within an epoch).
-    """
 
-    def __init__(self, writer: ArchiveWriter, max_pending: int = 4) -> None:
-        self.writer = writer
-        self.queue: queue.Queue = queue.Queue(maxsize=max_pending)
-        self.error: BaseException | None = None
-        self.curve_epochs: list[int] = []
-        self.curve_rows: list[dict[str, np.ndarray]] = []
-        self._busy = False
-        self.thread = threading.Thread(target=self._work, name="rnnlab-writer", daemon=True)
-        self.thread.start()
+def _missing(dtype: np.dtype) -> Any:
+    return np.nan if np.dtype(dtype).kind == "f" else UNCOMMITTED
 
-    def _work(self) -> None:
-        set_blas_threads(1)  # one core for the writer; the trainer yields it one (see busy)
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            self._busy = True
-            try:
-                if self.error is None:
-                    method, args = item
-                    getattr(self.writer, method)(*args)
-            except BaseException as exc:  # reported to the training thread
-                self.error = exc
-            finally:
-                self._busy = self.queue.qsize() > 0
 
-    def busy(self) -> bool:
-        """True while snapshots are pending: the trainer then leaves one CPU core to the writer
-        (two spinning OpenMP threads plus the writer on two cores stall every parallel region)."""
-        return self._busy
+def _encode(var: netCDF4.Variable, values: Any) -> np.ndarray:
+    """Complex values as (real, imaginary) pairs where the variable has the `ri` dim."""
+    values = np.asarray(values)
+    return pairs(values) if np.iscomplexobj(values) else values
 
-    def _raise_worker_error(self) -> None:
-        if self.error is not None:
-            raise self.error
 
-    def _submit(self, method: str, *args: Any) -> None:
-        self._raise_worker_error()
-        self._busy = True
-        self.queue.put((method, args))
+def _chunk_length(dim: str, size: int, ndim: int) -> int:
+    """Chunks of the compressed copy: one seed; one record of a matrix-like variable; curves in
+    runs of 1024 epochs (tiny chunks cost more metadata than they hold)."""
+    if dim == "seed":
+        return 1
+    if dim == "curve_epoch":
+        return min(size, 1024)
+    if dim in RECORD_DIMS and ndim >= 3:
+        return 1
+    return size
 
-    def open(self, static: dict[str, Any]) -> None:
-        """ArchiveWriter.open on the worker (the path was checked when the writer was made)."""
-        self._submit("open", static)
 
-    def curve(self, epoch: int, values: dict[str, np.ndarray]) -> None:
-        self._raise_worker_error()
-        self.curve_epochs.append(epoch)
-        self.curve_rows.append(values)
-
-    def _flush_curve(self) -> None:
-        if self.curve_rows:
-            self._submit("write_curve", self.curve_epochs, self.curve_rows)
-            self.curve_epochs, self.curve_rows = [], []
-
-    def snapshot(self, epoch: int, values: dict[str, np.ndarray]) -> None:
-        self._flush_curve()
-        self._submit("write_snapshot", epoch, values)
-
-    def trajectories(self, epoch: int, values: dict[str, np.ndarray]) -> None:
-        self._submit("write_trajectories", epoch, values)
-
-    def close(self, extra: dict[str, np.ndarray] | None = None) -> Path:
-        """Drain the queue, then finish the archive (raising any worker error)."""
-        self._flush_curve()
-        with ThreadPoolExecutor(2, thread_name_prefix="rnnlab-spectra") as pool:
-            self.writer.spectra_pool = pool  # training is over: the last snapshot may use 2 cores
-            try:
-                self.queue.put(None)
-                self.thread.join()
-            finally:
-                self.writer.spectra_pool = None
-        self._raise_worker_error()
-        return self.writer.finish(extra)
-
-    def abort(self) -> None:
-        """Stop the worker after a failure; keep what was written (curve rows included)."""
-        if self.error is None:
-            self._flush_curve()
-        self.queue.put(None)
-        self.thread.join()
-        self.writer.abort()
+def compressed_copy(source: Path, target: Path, record: dict[str, Any]) -> None:
+    """Copy a finished archive into a zlib-compressed (optionally quantised) one: chunks of one
+    (seed, record) matrix, as reading one matrix at a time wants."""
+    digits = record["significant_digits"] or None
+    zlib = record["compression"] == "zlib"
+    with netCDF4.Dataset(source) as src, netCDF4.Dataset(target, "w", format="NETCDF4") as dst:
+        src.set_auto_maskandscale(False)
+        dst.setncatts({k: src.getncattr(k) for k in src.ncattrs()} | {"complete": np.int32(1)})
+        for name, dim in src.dimensions.items():
+            dst.createDimension(name, dim.size)
+        for name, var in src.variables.items():
+            kwargs: dict[str, Any] = {}
+            if var.dtype.kind == "f" and var.ndim >= 2:
+                chunks = [
+                    _chunk_length(d, n, var.ndim)
+                    for d, n in zip(var.dimensions, var.shape, strict=True)
+                ]
+                kwargs.update(chunksizes=chunks)
+                if zlib:
+                    kwargs.update(zlib=True, complevel=4, shuffle=True)
+                if digits and name not in ("loss_curve", "mse_curve", "loss", "mse"):
+                    kwargs["significant_digits"] = digits
+            out = dst.createVariable(name, var.dtype, var.dimensions, fill_value=False, **kwargs)
+            out.setncatts({k: var.getncattr(k) for k in var.ncattrs()})
+            if var.dtype == np.dtype("S1"):
+                out.set_auto_chartostring(False)
+                var.set_auto_chartostring(False)
+            if var.ndim >= 2 and var.dimensions[1] in RECORD_DIMS:
+                for i in range(var.shape[1]):
+                    out[:, i] = var[:, i]
+            else:
+                out[...] = var[...]
+    fsync_path(target)
