@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from rnnlab.config import load_config
-from rnnlab.runner import run
-from rnnlab.train import Trainer
+from rnnlab.training.run import run
+from rnnlab.training.trainer import Trainer
 
 
 def train_only(cfg: dict) -> float:
@@ -52,10 +52,9 @@ def main() -> None:
         for _ in range(args.repeats):  # interleaved, so drifting machine load hits both
             bare.append(train_only(cfg))
             recorded.append(train_and_record(cfg, Path(tmp)))
-    m = cfg["model"]
     print(
-        f"config: seeds={len(cfg['seeds'])} N={m['N']} epochs={cfg['train']['epochs']} "
-        f"every={cfg['record']['every']} threads={torch.get_num_threads()}"
+        f"config: seeds={len(cfg.seeds)} N={cfg.model.N} epochs={cfg.train.epochs} "
+        f"every={cfg.record.every} threads={torch.get_num_threads()}"
     )
     print(f"{'':22s}{'median s':>10s}{'min s':>10s}")
     print(f"{'training only':22s}{statistics.median(bare):10.2f}{min(bare):10.2f}")

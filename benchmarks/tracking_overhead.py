@@ -1,6 +1,7 @@
 """Overhead of per-epoch outlier tracking on a fused training epoch (issue 3: target < 10%).
 
-A training epoch is rnnlab.dynamics.run_dynamics(fused=True) + readout + MSE + backward + Adam on
+A training epoch is rnnlab.bptt.dynamics.run_dynamics(fused=True) + readout + MSE + backward +
+Adam on
 J and w at (8 seeds, N=256, batch 32, T=200, tanh). The same epochs are timed with and without
 LeadingEigTracker.update(J) after each optimizer step, interleaved in rounds so that load on the
 machine hits both alike; the ratio of the best times is printed, and the tracker update timed
@@ -17,8 +18,9 @@ import time
 
 import torch
 
-from rnnlab.dynamics import readout, run_dynamics
-from rnnlab.tracking import LeadingEigTracker
+from rnnlab.bptt.dynamics import readout, run_dynamics
+from rnnlab.spectra.tracker import LeadingEigTracker
+from rnnlab.training.monitor import TorchEigTracker
 
 
 def make_epoch(args: argparse.Namespace, device: torch.device):
@@ -38,7 +40,7 @@ def make_epoch(args: argparse.Namespace, device: torch.device):
         loss = ((readout(rates, w) - target) ** 2).mean(dim=(1, 2, 3)).sum()
         loss.backward()
         opt.step()
-        return J
+        return J.detach()
 
     return epoch
 
@@ -71,7 +73,12 @@ def main() -> None:
     device = torch.device(args.device)
 
     epoch = make_epoch(args, device)
-    tracker = LeadingEigTracker(args.seeds, args.N, k=args.k, iters=args.iters, device=device)
+    if device.type == "cpu":
+        tracker = LeadingEigTracker(args.seeds, args.N, k=args.k, iters=args.iters)
+    else:
+        basis = LeadingEigTracker(args.seeds, args.N, k=args.k).basis.transpose(0, 2, 1)
+        basis = torch.from_numpy(basis.copy()).to(device)
+        tracker = TorchEigTracker(basis, k=args.k, iters=args.iters)
     tracker.update(epoch())  # warm-up: first call runs the tracker's warm-up products
     epoch()
     plain, tracked, track_only = [], [], []

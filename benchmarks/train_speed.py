@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnlab.cudagraph import GraphedStep
-from rnnlab.dynamics import Workspace, readout, run_dynamics
+from rnnlab.bptt.cudagraph import GraphedStep
+from rnnlab.bptt.dynamics import Workspace, readout, run_dynamics
 
 CPU_SHAPES = [(8, 256, 32, 200), (4, 64, 16, 200), (1, 1024, 128, 200)]
 GPU_SHAPES = [(32, 256, 64, 200), (16, 1024, 64, 200)]
@@ -70,9 +70,7 @@ def train_step(
     """One epoch on one batch; swap this for rnnlab's trainer step when it exists."""
     p.opt.zero_grad(set_to_none=True)
     ws = p.workspace if fused else None
-    rates, _ = run_dynamics(
-        p.J, drive, p.h0, ALPHA, "tanh", fused=fused, workspace=ws, loop=loop
-    )
+    rates, _ = run_dynamics(p.J, drive, p.h0, ALPHA, "tanh", fused=fused, workspace=ws, loop=loop)
     loss = (readout(rates, p.w, workspace=ws) - target).square().mean()
     loss.backward()
     p.opt.step()
@@ -83,7 +81,7 @@ def make_trainer(shape: tuple[int, int, int, int], device: torch.device):
     """rnnlab's own Trainer on the shape: its step adds task generation, the input and readout
     products, the regularisers and per-seed clipping to the kernel (CUDA-graphed on a GPU)."""
     from rnnlab.config import load_config
-    from rnnlab.train import Trainer
+    from rnnlab.training.trainer import Trainer
 
     s, n, bt, t = shape
     dt = 0.01
@@ -227,12 +225,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shapes", nargs="+", type=parse_shape, help="S,N,Bt,T ...")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--sample-ms", type=float, default=100.0,
-                        help="each sample times consecutive epochs for about this long")
+    parser.add_argument(
+        "--sample-ms",
+        type=float,
+        default=100.0,
+        help="each sample times consecutive epochs for about this long",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads on the CPU")
     parser.add_argument("--no-graph", action="store_true", help="no CUDA graph for fused")
-    parser.add_argument("--loop", choices=("auto", "numba", "torch"), default="auto",
-                        help="step loops of the fused step (the trainer always uses auto)")
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "numba", "torch"),
+        default="auto",
+        help="step loops of the fused step (the trainer always uses auto)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 1:
@@ -244,8 +250,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     shapes = args.shapes or (GPU_SHAPES if device.type == "cuda" else CPU_SHAPES)
     graph = device.type == "cuda" and not args.no_graph
-    rows = [bench_shape(s, device, args.repeats, args.warmup, graph, args.sample_ms, args.loop)
-            for s in shapes]
+    rows = [
+        bench_shape(s, device, args.repeats, args.warmup, graph, args.sample_ms, args.loop)
+        for s in shapes
+    ]
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor()
     meta = {
         "device": f"{device.type} ({name or platform.machine()})",

@@ -15,18 +15,26 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "load_config", "open_archive", "run"]
 
 
+def open_archive(paths: Any, *, allow_incomplete: bool = False) -> Any:
+    """Open archive(s) lazily (dask) as one xarray Dataset: rnnlab.data.reader.open_archive,
+    with this process's netCDF chunk cache kept small first (rnnlab.runtime)."""
+    from rnnlab.data.reader import open_archive as _open
+    from rnnlab.runtime import set_chunk_cache
+
+    set_chunk_cache()
+    return _open(paths, allow_incomplete=allow_incomplete)
+
+
 def __getattr__(name: str) -> Any:
     """Import the heavy parts (torch, xarray) only when they are used."""
     if name == "open_archive":
-        from rnnlab.data.reader import open_archive
-
         return open_archive
     if name == "load_config":
         from rnnlab.config import load_config
 
         return load_config
     if name == "run":
-        from rnnlab.runner import run
+        from rnnlab.training.run import run
 
         return run
     raise AttributeError(f"module 'rnnlab' has no attribute {name!r}")

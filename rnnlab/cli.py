@@ -191,7 +191,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                 "--resume takes the config and path stored in the unfinished run; "
                 "drop the config file, --set, -o and --print-config"
             )
-        from rnnlab.runner import resume
+        from rnnlab.training.run import resume
 
         path = resume(args.resume, progress=not args.quiet)
         if not args.quiet:
@@ -201,7 +201,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.print_config:
         print(to_toml(cfg), end="")
         return 0
-    from rnnlab.runner import run
+    from rnnlab.training.run import run
 
     path = run(
         cfg,
@@ -216,7 +216,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
-    from rnnlab.sweep import sweep
+    from rnnlab.training.sweep import sweep
 
     if args.workers < 1:
         raise RnnlabError(f"--workers must be >= 1, got {args.workers}")
@@ -249,7 +249,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from rnnlab.analyze_cmd import analyze_archives
+    from rnnlab.analysis.report.command import analyze_archives
 
     written = analyze_archives(
         args.archives,

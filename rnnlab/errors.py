@@ -1,4 +1,9 @@
-"""Exceptions whose message is the one line a user sees (`rnnlab: error: ...`, exit status 2)."""
+"""Every rnnlab exception, in one module. RnnlabError and its subclasses carry the one line a user
+sees (`rnnlab: error: ...`, exit status 2); RunStopped reports a run stopped on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 
 class RnnlabError(Exception):
@@ -13,10 +18,18 @@ class ArchiveError(RnnlabError):
     """A file is missing, not an rnnlab archive, incomplete, or archives cannot be combined."""
 
 
+class AnalysisError(RnnlabError, ValueError):
+    """The input of an analysis function lacks a variable or dimension, or has a bad value."""
+
+
+class ReportError(RnnlabError, ValueError):
+    """The inputs of `write_report` cannot make a report (the message says why)."""
+
+
 class RunStopped(Exception):  # noqa: N818 (a stop on request, reported as such)
     """A run stopped by SIGINT/SIGTERM (or a hard interrupt) with its committed records kept."""
 
-    def __init__(self, partial, epoch: int | None, epochs: int, signum: int) -> None:
+    def __init__(self, partial: Path | None, epoch: int | None, epochs: int, signum: int) -> None:
         self.partial, self.epoch, self.epochs, self.signum = partial, epoch, epochs, signum
         super().__init__(self.message())
 

@@ -39,7 +39,7 @@ def tiny_cfg():
 def tiny_archive(tmp_path_factory):
     """A real archive written by a real (tiny) run."""
     from rnnlab.config import load_config
-    from rnnlab.runner import run
+    from rnnlab.training.run import run
 
     cfg = load_config(None, tiny_overrides(**{"model.lowrank.m": "0.0"}))
     return run(cfg, tmp_path_factory.mktemp("arch") / "tiny.nc", progress=False)
@@ -50,7 +50,7 @@ def twin_runs(tmp_path_factory):
     """Two real tiny runs with the same name and the same seeds (0, 1), in one directory:
     a.nc, and b.nc with another learning rate (so their numbers differ)."""
     from rnnlab.config import load_config
-    from rnnlab.runner import run
+    from rnnlab.training.run import run
 
     folder = tmp_path_factory.mktemp("twins")
     a = run(load_config(None, tiny_overrides()), folder / "a.nc", progress=False)

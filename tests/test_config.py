@@ -2,23 +2,134 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 
 import pytest
 
-from rnnlab.config import SCHEMA, default_config, load_config, to_toml
+from rnnlab.config import (
+    SECTIONS,
+    Config,
+    Model,
+    as_dict,
+    config_from_toml,
+    default_config,
+    dotted_keys,
+    keys_of,
+    load_config,
+    to_toml,
+    with_overrides,
+)
 from rnnlab.errors import ConfigError
 
 
 def test_default_config_is_valid_and_round_trips_through_toml(tmp_path):
     cfg = load_config()
-    assert cfg["seeds"] == [0, 1, 2, 3]
+    assert cfg.seeds == (0, 1, 2, 3)
+    assert cfg == default_config() == Config()
     text = to_toml(cfg)
-    assert text.count("#") >= sum(len(keys) for keys in SCHEMA.values())  # every key commented
+    n_keys = sum(len(keys_of(cls)) for cls in SECTIONS.values())
+    assert n_keys == len(dotted_keys())
+    assert text.count("\n# ") + text.startswith("# ") == n_keys  # every key commented
     path = tmp_path / "c.toml"
     path.write_text(text)
     assert load_config(path) == cfg
     assert tomllib.loads(text)["model"]["lowrank"]["m"] == 0.0
+
+
+def test_every_key_is_preceded_by_its_doc_in_to_toml():
+    lines = to_toml(default_config()).splitlines()
+    section = ""
+    seen = []
+    for i, line in enumerate(lines):
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif line and not line.startswith("#"):
+            name = line.split(" = ")[0]
+            doc = SECTIONS[section].__dataclass_fields__[name].metadata["doc"]
+            assert lines[i - 1] == f"# {doc}", (section, name)
+            seen.append(f"{section}.{name}" if section else name)
+    assert seen == dotted_keys()
+
+
+def test_sections_and_keys_declare_kind_doc_and_bounds():
+    assert SECTIONS[""] is Config and SECTIONS["model"] is Model
+    assert set(SECTIONS) == {"", "model", "model.lowrank", "task", "train", "record"}
+    for path, cls in SECTIONS.items():
+        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, path
+        for f in keys_of(cls):
+            meta = f.metadata
+            assert set(meta) == {"doc", "kind", "choices", "ge", "gt"}, (path, f.name)
+            assert meta["doc"] and "\n" not in meta["doc"]
+    assert "model.lowrank.m" in dotted_keys() and "seeds" in dotted_keys()
+    assert "model.lowrank" not in dotted_keys()  # sections are not keys
+    assert len(set(dotted_keys())) == len(dotted_keys())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        [
+            "model.phi=relu",
+            "model.train=['J','w','B']",
+            "task.kind=switch",
+            "task.n_stimuli=2",
+            "record.compression=zlib",
+            "seeds=[7, 2]",
+            "model.lowrank.overlap=-0.25",
+            'name="a \\"b\\""',
+        ],
+    ],
+)
+def test_stored_toml_round_trips_to_an_equal_config(tmp_path, overrides):
+    cfg = load_config(None, overrides)
+    for comments in (True, False):
+        path = tmp_path / "c.toml"
+        path.write_text(to_toml(cfg, comments=comments))
+        assert load_config(path) == cfg
+        assert config_from_toml(to_toml(cfg, comments=comments), "x.nc") == cfg
+    assert as_dict(cfg) == tomllib.loads(to_toml(cfg))
+    assert as_dict(cfg)["model"]["train"] == list(cfg.model.train)
+
+
+def test_typo_attribute_raises_attribute_error():
+    cfg = load_config()
+    with pytest.raises(AttributeError):
+        _ = cfg.model.NN
+    with pytest.raises(AttributeError):
+        _ = cfg.trian
+
+
+def test_config_is_frozen():
+    cfg = load_config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.model.N = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seeds = (1,)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.model.lowrank.m = 1.0
+    assert hash(cfg) == hash(load_config())  # frozen and hashable
+
+
+def test_replace_and_with_overrides_make_new_configs():
+    cfg = load_config()
+    other = cfg.replace(model=dataclasses.replace(cfg.model, N=64), name="x")
+    assert (other.model.N, other.name, cfg.model.N, cfg.name) == (64, "x", 128, "default")
+    again = with_overrides(cfg, ["model.g=1.2", "seeds=2"])
+    assert again.model.g == 1.2 and again.seeds == (0, 1) and cfg.model.g == 0.8
+    with pytest.raises(ConfigError, match="model.N"):
+        with_overrides(cfg, ["model.N=0"])
+
+
+def test_derived_properties():
+    cfg = load_config(
+        None, ["model.dt=0.01", "model.tau=0.04", "task.kind=switch", "task.n_stimuli=2"]
+    )
+    assert cfg.model.alpha == pytest.approx(0.25)
+    assert cfg.task.inputs == ("stim1", "stim2", "cue") and cfg.task.outputs == ("out1",)
+    two = load_config(None, ["task.n_stimuli=2", "task.n_outputs=2"])
+    assert two.task.inputs == ("stim1", "stim2") and two.task.outputs == ("out1", "out2")
 
 
 def test_file_and_overrides(tmp_path):
@@ -34,11 +145,12 @@ def test_file_and_overrides(tmp_path):
             "model.lowrank.m=2",
         ],
     )
-    assert (cfg["name"], cfg["seeds"], cfg["model"]["N"]) == ("x", [3, 5], 64)
-    assert cfg["model"]["g"] == 1.2 and cfg["train"]["epochs"] == 7
-    assert cfg["model"]["phi"] == "relu" and cfg["task"]["kind"] == "denoise"
-    assert cfg["model"]["train"] == ["J", "w", "B"] and cfg["model"]["lowrank"]["m"] == 2.0
-    assert load_config(None, ["seeds=3"])["seeds"] == [0, 1, 2]
+    assert (cfg.name, cfg.seeds, cfg.model.N) == ("x", (3, 5), 64)
+    assert cfg.model.g == 1.2 and cfg.train.epochs == 7
+    assert cfg.model.phi == "relu" and cfg.task.kind == "denoise"
+    assert cfg.model.train == ("J", "w", "B") and cfg.model.lowrank.m == 2.0
+    assert isinstance(cfg.model.lowrank.m, float) and isinstance(cfg.model.g, float)
+    assert load_config(None, ["seeds=3"]).seeds == (0, 1, 2)
 
 
 @pytest.mark.parametrize(
@@ -92,18 +204,43 @@ def test_bad_files(tmp_path):
         load_config(unknown)
 
 
-def test_default_config_is_a_fresh_copy():
+def test_default_config_cannot_be_changed_in_place():
     a = default_config()
-    a["model"]["train"].append("B")
-    assert default_config()["model"]["train"] == ["J", "w"]
+    assert a.model.train == ("J", "w") and isinstance(a.model.train, tuple)
+    with pytest.raises(AttributeError):
+        a.model.train.append("B")
+    assert default_config().model.train == ("J", "w")
 
 
 FLOAT_KEYS = [
-    f"{section}.{name}" if section else name
-    for section, keys in SCHEMA.items()
-    for name, key in keys.items()
-    if key.kind == "float"
+    f"{section}.{f.name}" if section else f.name
+    for section, cls in SECTIONS.items()
+    for f in keys_of(cls)
+    if f.metadata["kind"] == "float"
 ]
+
+
+def test_float_keys_found():
+    assert "model.g" in FLOAT_KEYS and "model.lowrank.m" in FLOAT_KEYS and len(FLOAT_KEYS) > 15
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.g=-1", "config key 'model.g' must be >= 0, got -1.0"),
+        ("model.N=0", "config key 'model.N' must be >= 1, got 0"),
+        ("train.lr=0", "config key 'train.lr' must be > 0, got 0.0"),
+        ("model.N=1.5", "config key 'model.N' must be an integer, got 1.5"),
+        (
+            "model.phi=sigmoid",
+            "config key 'model.phi' has unknown value 'sigmoid'; choose from tanh, relu, linear",
+        ),
+    ],
+)
+def test_bound_and_kind_messages(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert str(info.value) == message
 
 
 @pytest.mark.parametrize("dotted", FLOAT_KEYS)

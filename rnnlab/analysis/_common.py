@@ -6,13 +6,9 @@ from collections.abc import Iterable
 
 import xarray as xr
 
-from rnnlab.errors import RnnlabError
+from rnnlab.errors import AnalysisError
 
 ROW, COL = "neuron", "neuron_pre"
-
-
-class AnalysisError(RnnlabError, ValueError):
-    """The input of an analysis function lacks a variable or dimension, or has a bad value."""
 
 
 def require_dims(da: xr.DataArray, dims: Iterable[str], what: str) -> None:

@@ -20,7 +20,7 @@ from rnnlab.analysis._common import (
 )
 from rnnlab.analysis.lowrank import lowrank_fit
 
-__all__ = ["neuron_features", "kmeans_labels", "block_means", "cluster_stats"]
+__all__ = ["neuron_features", "kmeans_labels", "cluster_stats"]
 
 FEATURES = ("u", "v", "B", "w")
 
@@ -76,25 +76,6 @@ def kmeans_labels(
     return out.rename("cluster").assign_attrs(
         long_name="k-means cluster of each neuron", units="1", rnnlab_categorical=1
     )
-
-
-def block_means(mat: xr.DataArray, labels: xr.DataArray, k: int) -> xr.DataArray:
-    """Mean of each (cluster, cluster_pre) block of mat (..., neuron, neuron_pre)."""
-    require_dims(mat, [ROW, COL], "matrix")
-    require_dims(labels, [ROW], "labels")
-    out = xr.apply_ufunc(
-        np_clusters.block_means,
-        whole(as_float(mat), [ROW, COL]),
-        whole(labels, [ROW]),
-        whole(labels, [ROW]).rename({ROW: COL}),
-        kwargs={"k": k},
-        input_core_dims=[[ROW, COL], [ROW], [COL]],
-        output_core_dims=[["cluster", "cluster_pre"]],
-        dask="parallelized",
-        output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"output_sizes": {"cluster": k, "cluster_pre": k}},
-    )
-    return out
 
 
 def _user_labels(labels, k: int, n: int) -> xr.DataArray:

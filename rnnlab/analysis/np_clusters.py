@@ -1,8 +1,10 @@
-"""NumPy kernels: a small deterministic k-means on neuron features and block means of matrices."""
+"""NumPy kernels: deterministic k-means of neuron features (scipy's kmeans2, best of n_init
+seeded starts, labels ordered) and block means of matrices."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.cluster.vq import ClusterError, kmeans2
 
 __all__ = ["normalize_blocks", "kmeans", "kmeans_labels", "block_means", "block_stats"]
 
@@ -23,37 +25,6 @@ def normalize_blocks(x: np.ndarray, blocks: np.ndarray) -> np.ndarray:
     return out
 
 
-def _plusplus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ initial centers: each next center drawn with probability ~ squared distance."""
-    centers = [x[rng.integers(len(x))]]
-    d2 = np.sum((x - centers[0]) ** 2, axis=1)
-    for _ in range(1, k):
-        total = d2.sum()
-        i = rng.choice(len(x), p=d2 / total) if total > 0 else rng.integers(len(x))
-        centers.append(x[i])
-        d2 = np.minimum(d2, np.sum((x - x[i]) ** 2, axis=1))
-    return np.array(centers)
-
-
-def _lloyd(x: np.ndarray, centers: np.ndarray, max_iter: int) -> tuple[np.ndarray, float]:
-    """Lloyd iterations from `centers`; an emptied cluster is re-seeded at the farthest point."""
-    labels = np.full(len(x), -1)
-    for _ in range(max_iter):
-        d2 = np.sum((x[:, None, :] - centers[None, :, :]) ** 2, axis=2)
-        new = d2.argmin(axis=1)
-        for c in range(len(centers)):
-            if not np.any(new == c):
-                far = d2[np.arange(len(x)), new].argmax()
-                new[far] = c
-                d2[far] = 0.0
-        if np.array_equal(new, labels):
-            break
-        labels = new
-        centers = np.array([x[labels == c].mean(axis=0) for c in range(len(centers))])
-    inertia = float(np.sum((x - centers[labels]) ** 2))
-    return labels, inertia
-
-
 def kmeans(
     x: np.ndarray, k: int, seed: int = 0, n_init: int = 10, max_iter: int = 100
 ) -> np.ndarray:
@@ -70,9 +41,15 @@ def kmeans(
     rng = np.random.default_rng(seed)
     best, best_inertia = None, np.inf
     for _ in range(n_init):
-        labels, inertia = _lloyd(x, _plusplus(x, k, rng), max_iter)
-        if best is None or inertia < best_inertia:
+        try:  # scipy's k-means++ and Lloyd iterations; a run that empties a cluster is dropped
+            centers, labels = kmeans2(x, k, iter=max_iter, minit="++", missing="raise", seed=rng)
+        except ClusterError:
+            continue
+        inertia = float(np.sum((x - centers[labels]) ** 2))
+        if inertia < best_inertia:
             best, best_inertia = labels, inertia
+    if best is None:  # every start emptied a cluster (duplicate points): one label per group
+        best = np.minimum(np.unique(x, axis=0, return_inverse=True)[1].ravel(), k - 1)
     key = np.array([x[best == c, 0].mean() if x.shape[1] else 0.0 for c in range(k)])
     first = np.array([np.flatnonzero(best == c)[0] for c in range(k)])
     order = np.lexsort((first, -key))

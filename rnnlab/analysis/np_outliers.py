@@ -1,15 +1,16 @@
 """NumPy kernel: measured outliers of J tracked over epochs, and their low-rank predictions.
 
 Works on one network at a time (all epochs), looping over leading (seed) axes. The spectral
-conventions (bulk edge, outlier test, track matching, crossing) come from rnnlab.spectra and
-the predictions from rnnlab.theory.
+conventions (bulk edge, outlier test, track matching, crossing) come from
+rnnlab.spectra.conventions and the predictions from rnnlab.spectra.theory.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rnnlab import spectra, theory
+from rnnlab.spectra import conventions as spectra
+from rnnlab.spectra import theory
 
 __all__ = ["measured_tracks", "predictions", "place", "outliers"]
 

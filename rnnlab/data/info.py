@@ -12,9 +12,10 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
+from rnnlab.config import config_from_toml
+from rnnlab.data.paths import human_bytes
 from rnnlab.data.reader import check_archive
 from rnnlab.errors import ArchiveError
-from rnnlab.resources import human_bytes
 
 PARTIAL = ".partial"  # an unfinished run's archive: runs/x.nc.partial
 
@@ -22,7 +23,7 @@ PARTIAL = ".partial"  # an unfinished run's archive: runs/x.nc.partial
 def describe(path: Path) -> str:
     """Dims, variables, a config summary and final losses of an archive (complete or not)."""
     attrs = check_archive(path, allow_incomplete=True)
-    cfg = tomllib.loads(str(attrs["config"]))
+    cfg = config_from_toml(str(attrs["config"]), str(path))
     with xr.open_dataset(path, engine="netcdf4") as ds:
         committed = attrs["committed"]
         ds = ds.isel({d: slice(0, n) for d, n in committed.items()})  # what is committed
@@ -38,11 +39,11 @@ def describe(path: Path) -> str:
         lines.append("variables:")
         for name, var in ds.data_vars.items():
             lines.append(f"  {name:14s} ({', '.join(var.dims)})  {var.attrs.get('long_name', '')}")
-        m, t, tr = cfg["model"], cfg["task"], cfg["train"]
+        m, t, tr = cfg.model, cfg.task, cfg.train
         lines.append(
-            f"config: name={cfg['name']} seeds={cfg['seeds']} N={m['N']} phi={m['phi']} g={m['g']} "
-            f"b={m['b']} m={m['lowrank']['m']} task={t['kind']} epochs={tr['epochs']} "
-            f"optimizer={tr['optimizer']} lr={tr['lr']}"
+            f"config: name={cfg.name} seeds={list(cfg.seeds)} N={m.N} phi={m.phi} g={m.g} "
+            f"b={m.b} m={m.lowrank.m} task={t.kind} epochs={tr.epochs} "
+            f"optimizer={tr.optimizer} lr={tr.lr}"
         )
         if ds.sizes.get("epoch", 0):
             last = int(ds["epoch"].values[-1])
@@ -63,9 +64,7 @@ def describe(path: Path) -> str:
                     for s, e in zip(ds["seed"].values, div, strict=True)
                     if np.isfinite(e)
                 ]
-                lines.append(
-                    "diverged (frozen): " + ", ".join(bad) if bad else "no seed diverged"
-                )
+                lines.append("diverged (frozen): " + ", ".join(bad) if bad else "no seed diverged")
             if "crossing_epoch" in ds:
                 crossing = ds["crossing_epoch"].values
                 shown = ", ".join("never" if np.isnan(c) else f"{c:.1f}" for c in crossing)
@@ -83,7 +82,7 @@ def _status(path: Path, attrs: dict, cfg: dict) -> str:
 
     snaps = attrs["committed"].get("epoch", 0)
     curve = attrs["committed"].get("curve_epoch", 0)
-    done = f"{snaps} snapshots and {curve} of {cfg['train']['epochs']} epochs committed"
+    done = f"{snaps} snapshots and {curve} of {cfg.train.epochs} epochs committed"
     holder = lock_holder(final_path(path))
     if holder is not None:
         who = f" (pid {holder})" if holder > 0 else ""
@@ -122,7 +121,7 @@ def summarize(path: Path) -> Summary:
     summary = Summary(path=path, size=path.stat().st_size)
     try:
         attrs = check_archive(path, allow_incomplete=True)
-        cfg = tomllib.loads(str(attrs["config"]))
+        cfg = config_from_toml(str(attrs["config"]), str(path))
         with netCDF4.Dataset(path, "r") as nc:
             _last_snapshot(nc, summary)
     except ArchiveError as exc:
@@ -132,10 +131,10 @@ def summarize(path: Path) -> Summary:
         summary.error = f"unreadable: {exc}"
         return summary
     summary.complete = bool(int(attrs.get("complete", 0)))
-    summary.seeds = len(cfg["seeds"])
-    summary.n = cfg["model"]["N"]
-    summary.task = cfg["task"]["kind"]
-    summary.epochs = cfg["train"]["epochs"]
+    summary.seeds = len(cfg.seeds)
+    summary.n = cfg.model.N
+    summary.task = cfg.task.kind
+    summary.epochs = cfg.train.epochs
     return summary
 
 

@@ -96,6 +96,15 @@ def megabytes(n: float) -> str:
     return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.2f} GB"
 
 
+def human_bytes(n: float) -> str:
+    """12.3 GB style (decimal units)."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000:
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.1f} EB"
+
+
 def check_disk_space(path: Path, needed: int) -> None:
     """Refuse before creating anything when the file system of `path` cannot hold `needed`
     bytes (with 1% + 1 MB to spare): one line naming the path and both sizes."""

@@ -18,13 +18,7 @@ from rnnlab.data.ri import from_ri
 from rnnlab.data.schema import READABLE_SCHEMAS, RECORD_DIMS, SEED_SETTINGS
 from rnnlab.errors import ArchiveError
 
-SMALL_CHUNK_CACHE_BYTES = 4 * 2**20
 MATRIX_DIMS = {"neuron", "neuron_pre", "eig", "trial"}
-
-
-def set_small_chunk_cache(size: int = SMALL_CHUNK_CACHE_BYTES) -> None:
-    """Shrink netCDF-C's per-variable chunk cache (64 MiB default), which dominated memory."""
-    netCDF4.set_chunk_cache(size=size, nelems=61)
 
 
 def archive_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -110,7 +104,6 @@ def open_one(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
     """One archive as a lazy dataset with complex eigenvalues."""
     path = Path(path)
     attrs = check_archive(path, allow_incomplete)
-    set_small_chunk_cache()
     ds = xr.open_dataset(path, engine="netcdf4", chunks=None, cache=False)
     close = ds.close  # the rebuilt dataset below closes the file too (`with` and .close())
     committed = attrs["committed"]

@@ -27,7 +27,7 @@ from typing import Any
 import netCDF4
 import numpy as np
 
-from rnnlab.config import snapshot_epochs, to_toml
+from rnnlab.config import Config, Record, snapshot_epochs, to_toml
 from rnnlab.data.paths import (
     disk_full_message,
     is_disk_full,
@@ -57,37 +57,37 @@ class Layout:
     sizes: dict[str, int]
 
     @classmethod
-    def of(cls, cfg: dict[str, Any], static: dict[str, Any]) -> Layout:
-        epochs, record = cfg["train"]["epochs"], cfg["record"]
-        snaps = tuple(snapshot_epochs(epochs, record["every"]))
-        trajs = tuple(snapshot_epochs(epochs, record["trajectories_every"]))
-        n = cfg["model"]["N"]
+    def of(cls, cfg: Config, static: dict[str, Any]) -> Layout:
+        epochs, record = cfg.train.epochs, cfg.record
+        snaps = tuple(snapshot_epochs(epochs, record.every))
+        trajs = tuple(snapshot_epochs(epochs, record.trajectories_every))
+        n = cfg.model.N
         sizes = {
-            "seed": len(cfg["seeds"]),
+            "seed": len(cfg.seeds),
             "epoch": len(snaps),
             "curve_epoch": epochs,
             "traj_epoch": len(trajs),
             "neuron": n,
             "neuron_pre": n,
             "eig": n,
-            "track": record["track_k"],
+            "track": record.track_k,
             "input": len(static["input_names"]),
             "output": len(static["output_names"]),
-            "trial": record["n_eval_trials"],
+            "trial": record.n_eval_trials,
             "time": len(static["time"]),
             COMPLEX_DIM: 2,
         }
         return cls(snaps, trajs, sizes)
 
-    def kept(self, cfg: dict[str, Any], imposed: bool) -> dict[str, Any]:
+    def kept(self, cfg: Config, imposed: bool) -> dict[str, Any]:
         """The schema's variables this run stores (record.store, imposed u and v)."""
-        store = cfg["record"]["store"]
+        store = cfg.record.store
         skip = {"J"} if store == "dJ" else {"dJ"} if store == "J" else set()
         if not imposed:
             skip |= {"imposed_u", "imposed_v"}
         return {name: spec for name, spec in VARIABLES.items() if name not in skip}
 
-    def nbytes(self, cfg: dict[str, Any], imposed: bool) -> int:
+    def nbytes(self, cfg: Config, imposed: bool) -> int:
         """Bytes of all stored variables: the size of the .partial (and of the archive)."""
         total = 0
         for spec in self.kept(cfg, imposed).values():
@@ -147,7 +147,7 @@ class ArchiveWriter:
     def __init__(
         self,
         path: str | Path,
-        cfg: dict[str, Any],
+        cfg: Config,
         *,
         command: str | None = None,
         run_id: str = "",
@@ -195,20 +195,20 @@ class ArchiveWriter:
             ds.createDimension(dim, size)
         ds.setncatts(
             {
-                "title": f"rnnlab run '{cfg['name']}'",
+                "title": f"rnnlab run '{cfg.name}'",
                 "rnnlab_schema": SCHEMA_VERSION,
                 "config": to_toml(cfg, comments=False),
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "command": self.command,
                 "run_id": self.run_id,
                 "complete": np.int32(0),
-                "phi": cfg["model"]["phi"],
+                "phi": cfg.model.phi,
                 "Conventions": "CF-1.10",
                 **versions(),
             }
         )
-        n = cfg["model"]["N"]
-        self._coord("seed", np.asarray(cfg["seeds"], dtype="i8"))
+        n = cfg.model.N
+        self._coord("seed", np.asarray(cfg.seeds, dtype="i8"))
         for name in ("neuron", "neuron_pre", "eig"):
             self._coord(name, np.arange(n, dtype="i4"))
         self._coord("track", np.arange(layout.sizes["track"], dtype="i4"))
@@ -219,16 +219,16 @@ class ArchiveWriter:
             var.comment = f"{UNCOMMITTED}: record not (yet) committed (an unfinished run)"
         self._labels("input", "input", static["input_names"], "input channel")
         self._labels("output", "output", static["output_names"], "output channel")
-        label = f"{cfg['name']}:{self.run_id[:8]}" if self.run_id else cfg["name"]
-        self._labels("run", "seed", [label] * len(cfg["seeds"]), "run (name:id)")
+        label = f"{cfg.name}:{self.run_id[:8]}" if self.run_id else cfg.name
+        self._labels("run", "seed", [label] * len(cfg.seeds), "run (name:id)")
         for coord, (section, key) in SEED_SETTINGS.items():
             node = cfg
             for part in section.split("."):
-                node = node[part]
+                node = getattr(node, part)
             var = ds.createVariable(coord, "f8", ("seed",))
             var.long_name = f"config {section}.{key}"
             var.units = "1"
-            put_block(var, (0,), np.full(len(cfg["seeds"]), float(node[key])))
+            put_block(var, (0,), np.full(len(cfg.seeds), float(getattr(node, key))))
         ds.setncattr("coordinates", " ".join(["run", *SEED_SETTINGS]))
         imposed = static.get("imposed_u") is not None
         for name, spec in layout.kept(cfg, imposed).items():
@@ -379,8 +379,8 @@ class ArchiveWriter:
         missing = {d: c for d, c in self.committed().items() if c != self.ds.dimensions[d].size}
         if missing:
             raise ArchiveError(f"{self.partial}: records missing at finish: {missing}")
-        record = self.cfg["record"]
-        compress = record["compression"] == "zlib" or bool(record["significant_digits"])
+        record = self.cfg.record
+        compress = record.compression == "zlib" or bool(record.significant_digits)
         if not compress:
             self.ds.setncattr("complete", np.int32(1))
             self.ds.sync()
@@ -443,11 +443,11 @@ def _chunk_length(dim: str, size: int, ndim: int) -> int:
     return size
 
 
-def compressed_copy(source: Path, target: Path, record: dict[str, Any]) -> None:
+def compressed_copy(source: Path, target: Path, record: Record) -> None:
     """Copy a finished archive into a zlib-compressed (optionally quantised) one: chunks of one
     (seed, record) matrix, as reading one matrix at a time wants."""
-    digits = record["significant_digits"] or None
-    zlib = record["compression"] == "zlib"
+    digits = record.significant_digits or None
+    zlib = record.compression == "zlib"
     with netCDF4.Dataset(source) as src, netCDF4.Dataset(target, "w", format="NETCDF4") as dst:
         src.set_auto_maskandscale(False)
         dst.setncatts({k: src.getncattr(k) for k in src.ncattrs()} | {"complete": np.int32(1)})

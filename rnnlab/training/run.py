@@ -1,0 +1,211 @@
+"""One run end to end: check, lock, train all seeds, stream the archive to disk, finish atomically;
+and `resume`, which continues an unfinished run from its last checkpoint.
+
+Nothing is created until every check has passed (config, output path, disk space). One run holds
+the output's lock from creating its `.partial` to renaming it into place. SIGINT and SIGTERM stop
+training after the current epoch, commit, checkpoint and close (StopRequested -> RunStopped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnlab.config import Config, config_from_toml
+from rnnlab.data.paths import (
+    OutputLock,
+    check_disk_space,
+    check_output_path,
+    checkpoint_path,
+    final_path,
+    lock_holder,
+    partial_path,
+)
+from rnnlab.data.writer import ArchiveWriter, Layout
+from rnnlab.errors import ArchiveError, RunStopped
+from rnnlab.network.tasks import kalman_optimal_mse
+from rnnlab.training.monitor import OutlierRecorder
+from rnnlab.training.recording import Recorder
+from rnnlab.training.resources import check_resources
+from rnnlab.training.trainer import StopRequested, Trainer, trial_times
+
+
+def default_output(cfg: Config) -> Path:
+    """runs/<name>.nc"""
+    return Path("runs") / f"{cfg.name}.nc"
+
+
+def archive_layout(cfg: Config) -> tuple[Layout, bool]:
+    """The archive's fixed layout, known from the config alone, and whether u, v are stored."""
+    sizes = {
+        "input_names": list(cfg.task.inputs),
+        "output_names": list(cfg.task.outputs),
+        "time": trial_times(cfg),
+    }
+    return Layout.of(cfg, sizes), cfg.model.lowrank.m != 0.0
+
+
+def check_space(cfg: Config, path: Path) -> None:
+    """Refuse a run whose archive (and its compressed copy) cannot fit on the disk."""
+    layout, imposed = archive_layout(cfg)
+    needed = layout.nbytes(cfg, imposed)
+    if cfg.record.compression == "zlib" or cfg.record.significant_digits:
+        needed *= 2  # the .partial and the compressed copy exist side by side at the end
+    sizes = layout.sizes
+    params = sizes["seed"] * sizes["neuron"] * (sizes["neuron"] + sizes["input"] + sizes["output"])
+    needed += 2 * 4 * params * 4  # checkpoint (parameters, Adam's two moments), old and new
+    check_disk_space(partial_path(path), needed)
+
+
+def run(
+    cfg: Config,
+    output: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+) -> Path:
+    """Train `cfg` and write its archive; nothing is created until every check has passed."""
+    path = check_output_path(Path(output) if output is not None else default_output(cfg), overwrite)
+    check_resources(cfg)  # memory: before anything is built
+    check_space(cfg, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with OutputLock(path):
+        check_output_path(path, overwrite, locked=True)  # again: no other run can change it now
+        if overwrite:
+            partial_path(path).unlink(missing_ok=True)
+            checkpoint_path(path).unlink(missing_ok=True)
+        trainer = Trainer(cfg, progress=progress, tracker_factory=OutlierRecorder.for_trainer)
+        writer = ArchiveWriter(path, cfg, command=command, run_id=uuid.uuid4().hex)
+        recorder = Recorder(writer)
+        recorder.open(_static(cfg, trainer))
+        return _train(trainer, recorder)
+
+
+def resume(path: str | Path, *, progress: bool = True) -> Path:
+    """Continue the unfinished run of `path` (the archive or its .partial) from its checkpoint,
+    with the config stored in the .partial; the result equals an uninterrupted run's."""
+    import torch
+
+    final = final_path(path)
+    partial = partial_path(final)
+    if not partial.exists():
+        if final.exists():
+            raise ArchiveError(f"{final} is complete; there is nothing to resume")
+        raise ArchiveError(f"no unfinished run to resume at {path} (no {partial})")
+    holder = lock_holder(final)
+    if holder is not None:
+        who = f" (pid {holder})" if holder > 0 else ""
+        raise ArchiveError(f"another rnnlab run{who} is writing {final}; it cannot be resumed now")
+    attrs = _partial_attrs(partial)
+    cfg = config_from_toml(str(attrs["config"]), str(partial))
+    check_resources(cfg)  # memory: before anything is built
+    with OutputLock(final):
+        trainer = Trainer(cfg, progress=progress, tracker_factory=OutlierRecorder.for_trainer)
+        writer = ArchiveWriter(
+            final, cfg, command=str(attrs.get("command", "")), run_id=str(attrs.get("run_id", ""))
+        )
+        recorder = Recorder(writer)
+        static = _static(cfg, trainer)
+        state = None
+        ckpt = checkpoint_path(final)
+        if ckpt.exists():
+            state = torch.load(ckpt, weights_only=True)
+            if state.get("run_id") != writer.run_id:
+                state = None  # a stale checkpoint of another run: start over
+        if state is None:  # killed before its first checkpoint: start over, same run id
+            partial.unlink()
+            recorder.open(static)
+        else:
+            trainer.load_state_dict(state)
+            recorder.reopen(static, trainer.start_epoch)
+        return _train(trainer, recorder)
+
+
+def _partial_attrs(partial: Path) -> dict[str, Any]:
+    """Global attributes of an unfinished archive, checked to be resumable."""
+    import netCDF4
+
+    from rnnlab.data.schema import SCHEMA_VERSION
+
+    try:
+        with netCDF4.Dataset(partial) as nc:
+            attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+    except OSError as exc:
+        raise ArchiveError(
+            f"cannot resume: {partial} is unreadable ({exc.strerror or exc}); "
+            "start over with --overwrite"
+        ) from None
+    if attrs.get("rnnlab_schema") != SCHEMA_VERSION or "config" not in attrs:
+        raise ArchiveError(
+            f"cannot resume {partial}: written by another rnnlab archive schema "
+            f"({attrs.get('rnnlab_schema')}); start over with --overwrite"
+        )
+    return attrs
+
+
+def _train(trainer: Trainer, recorder: Recorder) -> Path:
+    """Train with the recorder attached; finish the archive, or keep it resumable on a stop."""
+    trainer.recorder = recorder
+    epochs = trainer.cfg.train.epochs
+    with stop_on_signals(trainer):  # through close: a stop asked for while it finishes is moot
+        try:
+            trainer.run()
+        except StopRequested as stop:
+            recorder.abort()
+            raise RunStopped(recorder.writer.partial, stop.epoch, epochs, stop.signum) from None
+        except KeyboardInterrupt:
+            recorder.abort()
+            raise RunStopped(recorder.writer.partial, None, epochs, signal.SIGINT) from None
+        except BaseException:
+            recorder.abort()
+            raise
+        return recorder.close()
+
+
+@contextlib.contextmanager
+def stop_on_signals(trainer: Trainer) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the trainer to stop after the current epoch; a second one interrupts
+    at once. Only in the main thread (signal handlers live there; dask workers train elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if trainer.stop_signal is not None:
+            raise KeyboardInterrupt
+        trainer.stop_signal = signum
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _static(cfg: Config, trainer: Trainer) -> dict[str, Any]:
+    """What the archive holds from the start: times, labels, J0, the evaluation trials."""
+    init = trainer.net
+    return {
+        "time": trial_times(cfg),
+        "input_names": list(cfg.task.inputs),
+        "output_names": list(cfg.task.outputs),
+        "J0": init.J0.cpu().numpy(),
+        "mse_optimal": kalman_optimal_mse(cfg.task, cfg.model.dt),
+        "eval_input": trainer.eval_inputs.cpu().numpy(),
+        "eval_target": trainer.eval_targets.cpu().numpy(),
+        "imposed_u": _numpy(init.imposed_u),
+        "imposed_v": _numpy(init.imposed_v),
+    }
+
+
+def _numpy(value: Any) -> np.ndarray | None:
+    return None if value is None else value.cpu().numpy()
