@@ -201,6 +201,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.print_config:
         print(to_toml(cfg), end="")
         return 0
+    from rnnlab.training.preflight import preflight
+
+    preflight(cfg, args.output, args.overwrite)  # refused here before torch is even imported
     from rnnlab.training.run import run
 
     path = run(
@@ -249,6 +252,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from rnnlab.data.files import archive_paths, check_archive
+    from rnnlab.data.paths import check_report_dir
+
+    if args.rank < 1:
+        raise RnnlabError(f"--rank must be >= 1, got {args.rank}")
+    if args.clusters < 1:
+        raise RnnlabError(f"--clusters must be >= 1, got {args.clusters}")
+    for path in archive_paths(args.archives):  # before xarray, dask or the plotting libraries
+        check_archive(path, args.allow_incomplete)
+    check_report_dir(Path(args.output), args.overwrite)
     from rnnlab.analysis.report.command import analyze_archives
 
     written = analyze_archives(

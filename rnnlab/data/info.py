@@ -10,11 +10,10 @@ from pathlib import Path
 
 import netCDF4
 import numpy as np
-import xarray as xr
 
 from rnnlab.config import config_from_toml
+from rnnlab.data.files import check_archive
 from rnnlab.data.paths import human_bytes
-from rnnlab.data.reader import check_archive
 from rnnlab.errors import ArchiveError
 
 PARTIAL = ".partial"  # an unfinished run's archive: runs/x.nc.partial
@@ -24,6 +23,8 @@ def describe(path: Path) -> str:
     """Dims, variables, a config summary and final losses of an archive (complete or not)."""
     attrs = check_archive(path, allow_incomplete=True)
     cfg = config_from_toml(str(attrs["config"]), str(path))
+    import xarray as xr  # only now that it is an archive: a bad path costs no import
+
     with xr.open_dataset(path, engine="netcdf4") as ds:
         committed = attrs["committed"]
         ds = ds.isel({d: slice(0, n) for d, n in committed.items()})  # what is committed

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rnnlab.errors import ArchiveError
+from rnnlab.errors import ArchiveError, RnnlabError
 
 PARTIAL_SUFFIX = ".partial"
 CHECKPOINT_SUFFIX = ".ckpt"
@@ -71,6 +71,22 @@ def check_output_path(
         if existing.exists() and not os.access(existing, os.W_OK):
             raise ArchiveError(f"cannot replace {existing}: it is not writable")
     return path
+
+
+REPORT_FILES = ("report.html", "summary.md", "analysis.nc")
+
+
+def check_report_dir(outdir: Path, overwrite: bool) -> None:
+    """Refuse to mix a new report into an existing one unless asked, or an unwritable place."""
+    if outdir.exists() and not outdir.is_dir():
+        raise RnnlabError(f"output {outdir} exists and is not a directory")
+    if outdir.is_dir() and not overwrite:
+        clash = [name for name in REPORT_FILES if (outdir / name).exists()]
+        if clash:
+            raise RnnlabError(f"{outdir} already holds a report ({clash[0]}); pass --overwrite")
+    blocked = unwritable_ancestor(outdir)
+    if blocked is not None:
+        raise RnnlabError(f"cannot write report to {outdir}: {blocked} is not a writable directory")
 
 
 def unwritable_ancestor(directory: Path) -> Path | None:

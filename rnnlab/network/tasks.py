@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import torch
-from scipy.signal import lfilter
 
 from rnnlab.config import Task
 from rnnlab.network.rng import standard_normal
@@ -39,8 +39,24 @@ def ou_paths(
         xi = xi @ mix.T
     kicks = sigma * math.sqrt(1.0 - a * a) * xi
     kicks[:, 0] = sigma * xi[:, 0]  # stationary start
-    x = lfilter([1.0], [1.0, -a], kicks.numpy(), axis=1)  # x_k = a x_{k-1} + kick_k
+    x = ar1(kicks.numpy(), a)
     return torch.from_numpy(x) + mean
+
+
+@numba.njit(cache=True, nogil=True)
+def ar1(kicks, a):  # pragma: no cover (jit)
+    """x_k = kick_k + a x_{k-1} along axis 1 of (trials, steps, signals), x_0 = kick_0. In numba:
+    scipy.signal.lfilter (bitwise the same numbers) cost 0.75 s of import on every run."""
+    x = np.empty_like(kicks)
+    n, steps, m = kicks.shape
+    for i in range(n):
+        for j in range(m):
+            prev = kicks[i, 0, j]
+            x[i, 0, j] = prev
+            for k in range(1, steps):
+                prev = kicks[i, k, j] + a * prev
+                x[i, k, j] = prev
+    return x
 
 
 def make_trials(

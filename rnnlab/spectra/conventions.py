@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
-from scipy.optimize import linear_sum_assignment
 
 from rnnlab.config import PHIS
 from rnnlab.spectra.theory import EDGE_MARGIN, bulk_radius
@@ -141,6 +140,8 @@ def outlier_mask(eigs: ArrayLike, center: ArrayLike, radius: ArrayLike) -> NDArr
 
 def _assign(cost: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """Minimum-cost matching; infinite costs (absent entries) are never matched."""
+    from scipy.optimize import linear_sum_assignment  # only the analysis matches tracks
+
     finite = np.isfinite(cost)
     if not finite.any():
         return np.empty(0, np.intp), np.empty(0, np.intp)

@@ -1,14 +1,21 @@
 """The compiled CPU kernels a run uses: are they in numba's disk cache, and compile them ahead.
 
-The first run after installing compiles the BPTT step loops and the outlier tracker (10-20 s on 2
-cores); later runs load them from the cache in rnnlab's __pycache__. A run compiles them before
-its progress bar starts (so the bar's rate is the training's) and says so when they are not cached.
+The first run after installing compiles the OU recursion, the BPTT step loops and the outlier
+tracker; later runs load them from the cache in rnnlab's __pycache__ (or NUMBA_CACHE_DIR).
+`prepare` does that before anything else of a run (so the progress bar's rate is the training's)
+and says so when they are not cached (measured here: 8.6-10.6 s on 2 cores, 5.4 s of it the
+tracker). Tried and dropped: compiling the tracker in a second process meanwhile (9.2 -> 10.6 s
+and 10.6 -> 18.9 s with the machine's other core busy: no gain). Ahead-of-time compilation
+(numba.pycc) is deprecated and cannot link the MKL symbols these kernels find in torch's library
+at load time, so it is not used.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+import time
 from typing import Any
 
 from rnnlab.config import Config
@@ -16,9 +23,11 @@ from rnnlab.config import Config
 
 def _dispatchers() -> list[Any]:
     from rnnlab.bptt import compiled
+    from rnnlab.network import tasks
     from rnnlab.spectra import tracker_kernel
 
     return [
+        tasks.ar1,
         compiled.forward_steps,
         compiled.adjoint_steps,
         tracker_kernel.leading_eigvals,
@@ -34,13 +43,25 @@ def kernels_cached() -> bool:
         return True
 
 
+def prepare(cfg: Config, announce: bool = True) -> None:
+    """Compile or load every kernel `cfg` needs, saying so first when the cache is cold."""
+    cold = not kernels_cached()
+    if cold and announce:
+        print("compiling kernels (once, about 10 s) ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    warm_up_kernels(cfg)
+    if cold and announce:
+        print(f"compiled in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+
 def warm_up_kernels(cfg: Config) -> None:
     """Run a tiny forward/backward and tracker step with `cfg`'s nonlinearity, inputs and noise,
     through the trainer's own code path, so every kernel specialisation it needs is compiled."""
+    import numpy as np
     import torch
 
     from rnnlab.bptt.dynamics import Workspace
-    from rnnlab.training.monitor import OutlierRecorder
+    from rnnlab.network.tasks import ar1
     from rnnlab.training.trainer import Network, forward
 
     n = max(4, cfg.record.track_k + 1)
@@ -65,5 +86,16 @@ def warm_up_kernels(cfg: Config) -> None:
     workspace = Workspace() if cfg.train.fused else None
     out = forward(net, inputs, targets, model, cfg.train, washout, noise, workspace)
     out.loss.sum().backward()
-    tiny = cfg.replace(seeds=(0,), model=model)
-    OutlierRecorder(tiny, 1, torch.device("cpu")).update(J.detach())
+    ar1(np.zeros((1, 2, 1)), 0.5)
+    warm_up_tracker(cfg)
+
+
+def warm_up_tracker(cfg: Config) -> None:
+    """Compile or load the per-epoch tracker's kernels (they depend on no config value)."""
+    import torch
+
+    from rnnlab.training.monitor import OutlierRecorder
+
+    n = max(4, cfg.record.track_k + 1)
+    tiny = cfg.replace(seeds=(0,), model=dataclasses.replace(cfg.model, N=n))
+    OutlierRecorder(tiny, 1, torch.device("cpu")).update(torch.zeros(1, n, n))

@@ -21,47 +21,21 @@ import numpy as np
 from rnnlab.config import Config, config_from_toml
 from rnnlab.data.paths import (
     OutputLock,
-    check_disk_space,
     check_output_path,
     checkpoint_path,
     final_path,
     lock_holder,
     partial_path,
 )
-from rnnlab.data.writer import ArchiveWriter, Layout
+from rnnlab.data.writer import ArchiveWriter
 from rnnlab.errors import ArchiveError, RunStopped
 from rnnlab.network.tasks import kalman_optimal_mse
+from rnnlab.training.kernels import prepare
 from rnnlab.training.monitor import OutlierRecorder
+from rnnlab.training.preflight import preflight
 from rnnlab.training.recording import Recorder
 from rnnlab.training.resources import check_resources
-from rnnlab.training.trainer import StopRequested, Trainer, trial_times
-
-
-def default_output(cfg: Config) -> Path:
-    """runs/<name>.nc"""
-    return Path("runs") / f"{cfg.name}.nc"
-
-
-def archive_layout(cfg: Config) -> tuple[Layout, bool]:
-    """The archive's fixed layout, known from the config alone, and whether u, v are stored."""
-    sizes = {
-        "input_names": list(cfg.task.inputs),
-        "output_names": list(cfg.task.outputs),
-        "time": trial_times(cfg),
-    }
-    return Layout.of(cfg, sizes), cfg.model.lowrank.m != 0.0
-
-
-def check_space(cfg: Config, path: Path) -> None:
-    """Refuse a run whose archive (and its compressed copy) cannot fit on the disk."""
-    layout, imposed = archive_layout(cfg)
-    needed = layout.nbytes(cfg, imposed)
-    if cfg.record.compression == "zlib" or cfg.record.significant_digits:
-        needed *= 2  # the .partial and the compressed copy exist side by side at the end
-    sizes = layout.sizes
-    params = sizes["seed"] * sizes["neuron"] * (sizes["neuron"] + sizes["input"] + sizes["output"])
-    needed += 2 * 4 * params * 4  # checkpoint (parameters, Adam's two moments), old and new
-    check_disk_space(partial_path(path), needed)
+from rnnlab.training.trainer import StopRequested, Trainer, resolve_device, trial_times
 
 
 def run(
@@ -73,15 +47,15 @@ def run(
     command: str | None = None,
 ) -> Path:
     """Train `cfg` and write its archive; nothing is created until every check has passed."""
-    path = check_output_path(Path(output) if output is not None else default_output(cfg), overwrite)
-    check_resources(cfg)  # memory: before anything is built
-    check_space(cfg, path)
+    path = preflight(cfg, output, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     with OutputLock(path):
         check_output_path(path, overwrite, locked=True)  # again: no other run can change it now
         if overwrite:
             partial_path(path).unlink(missing_ok=True)
             checkpoint_path(path).unlink(missing_ok=True)
+        if resolve_device(cfg.device).type == "cpu":  # before the trainer draws its trials
+            prepare(cfg, announce=progress)
         trainer = Trainer(cfg, progress=progress, tracker_factory=OutlierRecorder.for_trainer)
         writer = ArchiveWriter(path, cfg, command=command, run_id=uuid.uuid4().hex)
         recorder = Recorder(writer)
@@ -108,6 +82,8 @@ def resume(path: str | Path, *, progress: bool = True) -> Path:
     cfg = config_from_toml(str(attrs["config"]), str(partial))
     check_resources(cfg)  # memory: before anything is built
     with OutputLock(final):
+        if resolve_device(cfg.device).type == "cpu":  # before the trainer draws its trials
+            prepare(cfg, announce=progress)
         trainer = Trainer(cfg, progress=progress, tracker_factory=OutlierRecorder.for_trainer)
         writer = ArchiveWriter(
             final, cfg, command=str(attrs.get("command", "")), run_id=str(attrs.get("run_id", ""))

@@ -13,7 +13,6 @@ checkpointed with each snapshot and when a stop is requested (SIGINT/SIGTERM), s
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,6 +28,7 @@ from rnnlab.errors import ConfigError
 from rnnlab.network.params import init_params
 from rnnlab.network.rng import seed_generator
 from rnnlab.network.tasks import batch_for_seeds
+from rnnlab.training.optim import ElementwiseAdam, ElementwiseSGD
 
 
 class Recorder(Protocol):
@@ -158,10 +158,16 @@ def clip_per_seed(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     return norms
 
 
-def make_optimizer(
-    train: Train, params: list[torch.Tensor], capturable: bool = False
-) -> torch.optim.Optimizer:
-    """SGD or Adam over the trainable tensors (elementwise, hence independent across seeds)."""
+def make_optimizer(train: Train, params: list[torch.Tensor], capturable: bool = False) -> Any:
+    """SGD or Adam over the trainable tensors (elementwise, hence independent across seeds).
+
+    On the CPU rnnlab's own (rnnlab.training.optim: torch.optim's arithmetic to the bit, without
+    the 1 s import of torch._dynamo that torch.optim's step costs); on CUDA torch.optim, whose
+    capturable Adam the CUDA graph needs."""
+    if not capturable:
+        if train.optimizer == "sgd":
+            return ElementwiseSGD(params, lr=train.lr)
+        return ElementwiseAdam(params, lr=train.lr)
     if train.optimizer == "sgd":
         return torch.optim.SGD(params, lr=train.lr)
     return torch.optim.Adam(params, lr=train.lr, capturable=capturable)
@@ -337,13 +343,10 @@ class Trainer:
     def warm_up(self) -> None:
         """Compile (or load from numba's disk cache) the CPU kernels before the progress bar
         starts, saying so when they are not cached yet, so the bar's rate is the training's."""
-        if self.device.type != "cpu":
-            return
-        from rnnlab.training.kernels import kernels_cached, warm_up_kernels
+        if self.device.type == "cpu":
+            from rnnlab.training.kernels import prepare
 
-        if not kernels_cached() and self.progress:
-            print("compiling kernels (once, about 10-20 s) ...", file=sys.stderr, flush=True)
-        warm_up_kernels(self.cfg)
+            prepare(self.cfg, announce=self.progress)
 
     def _record_curve(self, epoch: int, loss: torch.Tensor, mse: torch.Tensor) -> None:
         values = {"loss_curve": loss.cpu().numpy(), "mse_curve": mse.cpu().numpy()}

@@ -13,23 +13,8 @@ import tempfile
 from pathlib import Path
 
 import rnnlab
-from rnnlab.data.paths import unwritable_ancestor
+from rnnlab.data.paths import check_report_dir
 from rnnlab.errors import RnnlabError
-
-REPORT_FILES = ("report.html", "summary.md", "analysis.nc")
-
-
-def check_output_dir(outdir: Path, overwrite: bool) -> None:
-    """Refuse to mix a new report into an existing one unless asked, or an unwritable place."""
-    if outdir.exists() and not outdir.is_dir():
-        raise RnnlabError(f"output {outdir} exists and is not a directory")
-    if outdir.is_dir() and not overwrite:
-        clash = [name for name in REPORT_FILES if (outdir / name).exists()]
-        if clash:
-            raise RnnlabError(f"{outdir} already holds a report ({clash[0]}); pass --overwrite")
-    blocked = unwritable_ancestor(outdir)
-    if blocked is not None:
-        raise RnnlabError(f"cannot write report to {outdir}: {blocked} is not a writable directory")
 
 
 def analyze_archives(
@@ -58,7 +43,7 @@ def analyze_archives(
     ds = rnnlab.open_archive(archives, allow_incomplete=allow_incomplete)
     if rank > ds.sizes["neuron"]:
         raise RnnlabError(f"--rank {rank} exceeds the number of neurons {ds.sizes['neuron']}")
-    check_output_dir(outdir, overwrite)
+    check_report_dir(outdir, overwrite)
     results = compute(analyze(ds, rank=rank, k=clusters), scheduler=scheduler, progress=progress)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
