@@ -191,6 +191,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                 "--resume takes the config and path stored in the unfinished run; "
                 "drop the config file, --set, -o and --print-config"
             )
+        from rnnlab.training.preflight import preflight_resume
+
+        preflight_resume(args.resume)  # refused here before torch is even imported
         from rnnlab.training.run import resume
 
         path = resume(args.resume, progress=not args.quiet)

@@ -5,12 +5,20 @@ a bad path or a run that cannot fit is refused in a fraction of a second."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rnnlab.config import Config, n_steps
+from rnnlab.config import Config, config_from_toml, n_steps
 from rnnlab.data.layout import Layout
-from rnnlab.data.paths import check_disk_space, check_output_path, partial_path
+from rnnlab.data.paths import (
+    check_disk_space,
+    check_output_path,
+    final_path,
+    lock_holder,
+    partial_path,
+)
+from rnnlab.errors import ArchiveError
 from rnnlab.training.resources import check_resources
 
 
@@ -21,6 +29,47 @@ def preflight(cfg: Config, output: str | Path | None, overwrite: bool) -> Path:
     check_resources(cfg)
     check_space(cfg, path)
     return path
+
+
+def preflight_resume(path: str | Path) -> tuple[Path, Path, dict[str, Any], Config]:
+    """(final path, .partial, its attributes, its config) of an unfinished run that can be
+    resumed now; one-line errors otherwise (complete, missing, being written, unreadable)."""
+    final = final_path(path)
+    partial = partial_path(final)
+    if not partial.exists():
+        if final.exists():
+            raise ArchiveError(f"{final} is complete; there is nothing to resume")
+        raise ArchiveError(f"no unfinished run to resume at {path} (no {partial})")
+    holder = lock_holder(final)
+    if holder is not None:
+        who = f" (pid {holder})" if holder > 0 else ""
+        raise ArchiveError(f"another rnnlab run{who} is writing {final}; it cannot be resumed now")
+    attrs = _partial_attrs(partial)
+    cfg = config_from_toml(str(attrs["config"]), str(partial))
+    check_resources(cfg)
+    return final, partial, attrs, cfg
+
+
+def _partial_attrs(partial: Path) -> dict[str, Any]:
+    """Global attributes of an unfinished archive, checked to be resumable."""
+    import netCDF4
+
+    from rnnlab.data.schema import SCHEMA_VERSION
+
+    try:
+        with netCDF4.Dataset(partial) as nc:
+            attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+    except OSError as exc:
+        raise ArchiveError(
+            f"cannot resume: {partial} is unreadable ({exc.strerror or exc}); "
+            "start over with --overwrite"
+        ) from None
+    if attrs.get("rnnlab_schema") != SCHEMA_VERSION or "config" not in attrs:
+        raise ArchiveError(
+            f"cannot resume {partial}: written by another rnnlab archive schema "
+            f"({attrs.get('rnnlab_schema')}); start over with --overwrite"
+        )
+    return attrs
 
 
 def default_output(cfg: Config) -> Path:

@@ -18,23 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.config import Config, config_from_toml
+from rnnlab.config import Config
 from rnnlab.data.paths import (
     OutputLock,
     check_output_path,
     checkpoint_path,
-    final_path,
-    lock_holder,
     partial_path,
 )
 from rnnlab.data.writer import ArchiveWriter
-from rnnlab.errors import ArchiveError, RunStopped
+from rnnlab.errors import RunStopped
 from rnnlab.network.tasks import kalman_optimal_mse
 from rnnlab.training.kernels import prepare
 from rnnlab.training.monitor import OutlierRecorder
-from rnnlab.training.preflight import preflight
+from rnnlab.training.preflight import preflight, preflight_resume
 from rnnlab.training.recording import Recorder
-from rnnlab.training.resources import check_resources
 from rnnlab.training.trainer import StopRequested, Trainer, resolve_device, trial_times
 
 
@@ -68,19 +65,7 @@ def resume(path: str | Path, *, progress: bool = True) -> Path:
     with the config stored in the .partial; the result equals an uninterrupted run's."""
     import torch
 
-    final = final_path(path)
-    partial = partial_path(final)
-    if not partial.exists():
-        if final.exists():
-            raise ArchiveError(f"{final} is complete; there is nothing to resume")
-        raise ArchiveError(f"no unfinished run to resume at {path} (no {partial})")
-    holder = lock_holder(final)
-    if holder is not None:
-        who = f" (pid {holder})" if holder > 0 else ""
-        raise ArchiveError(f"another rnnlab run{who} is writing {final}; it cannot be resumed now")
-    attrs = _partial_attrs(partial)
-    cfg = config_from_toml(str(attrs["config"]), str(partial))
-    check_resources(cfg)  # memory: before anything is built
+    final, partial, attrs, cfg = preflight_resume(path)
     with OutputLock(final):
         if resolve_device(cfg.device).type == "cpu":  # before the trainer draws its trials
             prepare(cfg, announce=progress)
@@ -103,28 +88,6 @@ def resume(path: str | Path, *, progress: bool = True) -> Path:
             trainer.load_state_dict(state)
             recorder.reopen(static, trainer.start_epoch)
         return _train(trainer, recorder)
-
-
-def _partial_attrs(partial: Path) -> dict[str, Any]:
-    """Global attributes of an unfinished archive, checked to be resumable."""
-    import netCDF4
-
-    from rnnlab.data.schema import SCHEMA_VERSION
-
-    try:
-        with netCDF4.Dataset(partial) as nc:
-            attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
-    except OSError as exc:
-        raise ArchiveError(
-            f"cannot resume: {partial} is unreadable ({exc.strerror or exc}); "
-            "start over with --overwrite"
-        ) from None
-    if attrs.get("rnnlab_schema") != SCHEMA_VERSION or "config" not in attrs:
-        raise ArchiveError(
-            f"cannot resume {partial}: written by another rnnlab archive schema "
-            f"({attrs.get('rnnlab_schema')}); start over with --overwrite"
-        )
-    return attrs
 
 
 def _train(trainer: Trainer, recorder: Recorder) -> Path:
