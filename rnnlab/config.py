@@ -106,6 +106,9 @@ class Task:
     duration: float = key("float", 1.0, "trial duration (s)", gt=0)
     washout: float = key("float", 0.1, "initial time excluded from the MSE (s)", ge=0)
     batch: int = key("int", 16, "trials per seed per epoch", ge=1)
+    shuffle_targets: bool = key(
+        "bool", False, "control: permute each batch's targets across its trials (no information)"
+    )
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -129,6 +132,12 @@ class Train:
     clip: float = key("float", 1.0, "per-seed gradient-norm clip (0: off)", ge=0)
     lambda_w: float = key("float", 0.0, "weight of ||J||_F^2 in the loss", ge=0)
     lambda_bal: float = key("float", 0.0, "weight of ||(1/N) 1^T J||^2 in the loss", ge=0)
+    task_weight: float = key(
+        "float",
+        1.0,
+        "weight of the MSE in the loss (control: 0 trains the regularisers alone)",
+        ge=0,
+    )
     fused: bool = key("bool", True, "fused BPTT (custom backward); false: plain autograd loop")
 
 

@@ -6,7 +6,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-STREAMS = {"W": 0, "B": 1, "w": 2, "lowrank": 3, "task": 4, "noise": 5, "eval": 6}
+STREAMS = {
+    "W": 0,
+    "B": 1,
+    "w": 2,
+    "lowrank": 3,
+    "task": 4,
+    "noise": 5,
+    "eval": 6,
+    "shuffle": 7,  # task.shuffle_targets: the training batches' permutations
+    "shuffle_eval": 8,  # ... and the evaluation trials'
+}
 
 
 def seed_generator(seed: int, stream: str, device: str | torch.device = "cpu") -> torch.Generator:

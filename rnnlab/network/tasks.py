@@ -108,6 +108,13 @@ def batch_for_seeds(
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
+def shuffle_targets(targets: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """Targets (S, n, T, o) with each seed's trials permuted by its own generator: a control in
+    which the inputs carry no information about the targets."""
+    perms = [torch.randperm(targets.shape[1], generator=g) for g in generators]
+    return torch.stack([t[p] for t, p in zip(targets, perms, strict=True)])
+
+
 def kalman_optimal_mse(task: Task, dt: float) -> float:
     """Minimum achievable MSE of the task per readout; NaN where no closed form is known.
 
@@ -115,6 +122,8 @@ def kalman_optimal_mse(task: Task, dt: float) -> float:
     observations up to and including the current step) of OU + white observation noise, averaged
     over the targets; `track` can reach 0; `switch` has no closed form here.
     """
+    if task.shuffle_targets:  # nothing to infer: the best output is the mean, MSE the variance
+        return task.sigma_ou**2
     if task.kind == "track":
         return 0.0
     if task.kind == "switch":

@@ -27,7 +27,7 @@ from rnnlab.config import Config, Model, Train, n_steps, snapshot_epochs, washou
 from rnnlab.errors import ConfigError
 from rnnlab.network.params import init_params
 from rnnlab.network.rng import seed_generator
-from rnnlab.network.tasks import batch_for_seeds
+from rnnlab.network.tasks import batch_for_seeds, shuffle_targets
 from rnnlab.training.optim import ElementwiseAdam, ElementwiseSGD
 
 
@@ -142,7 +142,8 @@ def forward(
     )  # fmt: skip
     outputs = readout(rates, net.w, workspace=workspace)
     mse = (outputs[:, :, washout:] - targets[:, :, washout:]).pow(2).mean(dim=(1, 2, 3))
-    loss = mse + regularizer(net.J, train.lambda_w, train.lambda_bal)
+    task_loss = mse if train.task_weight == 1.0 else train.task_weight * mse
+    loss = task_loss + regularizer(net.J, train.lambda_w, train.lambda_bal)
     return Forward(loss=loss, mse=mse, outputs=outputs, rates=rates, states=states)
 
 
@@ -198,11 +199,14 @@ class Trainer:
         self.threads = torch.get_num_threads()
         seeds = cfg.seeds
         self.task_gens = [seed_generator(s, "task") for s in seeds]
+        self.shuffle_gens = [seed_generator(s, "shuffle") for s in seeds]
         self.noise_gens = [seed_generator(s, "noise", self.device) for s in seeds]
         eval_gens = [seed_generator(s, "eval") for s in seeds]
         inputs, targets = batch_for_seeds(
             cfg.task, cfg.model.dt, eval_gens, cfg.record.n_eval_trials
         )
+        if cfg.task.shuffle_targets:
+            targets = shuffle_targets(targets, [seed_generator(s, "shuffle_eval") for s in seeds])
         self.eval_inputs = inputs.to(self.device, torch.float32)
         self.eval_targets = targets.to(self.device, torch.float32)
         self.tracker = tracker_factory(self) if tracker_factory else None
@@ -214,6 +218,8 @@ class Trainer:
         """A fresh training batch of every seed from its own task (and noise) stream."""
         cfg = self.cfg
         inputs, targets = batch_for_seeds(cfg.task, cfg.model.dt, self.task_gens, cfg.task.batch)
+        if cfg.task.shuffle_targets:
+            targets = shuffle_targets(targets, self.shuffle_gens)
         inputs = inputs.to(self.device, torch.float32)
         noise = None
         if cfg.model.noise > 0:  # drawn time-major, returned as an (S, Bt, T, N) view
@@ -367,6 +373,7 @@ class Trainer:
             "params": {k: getattr(self.net, k).detach().cpu().clone() for k in ("J", "B", "w")},
             "optimizer": _cpu_copy(self.optimizer.state_dict()),
             "task_rng": [g.get_state() for g in self.task_gens],
+            "shuffle_rng": [g.get_state() for g in self.shuffle_gens],
             "noise_rng": [g.get_state().cpu() for g in self.noise_gens],
             "tracker": None if self.tracker is None else self.tracker.state_dict(),
             "diverged_epoch": self.diverged_epoch.tolist(),
@@ -381,6 +388,8 @@ class Trainer:
                 getattr(self.net, name).copy_(value.to(self.device))
         self.optimizer.load_state_dict(state["optimizer"])
         for gen, rng in zip(self.task_gens, state["task_rng"], strict=True):
+            gen.set_state(rng)
+        for gen, rng in zip(self.shuffle_gens, state["shuffle_rng"], strict=True):
             gen.set_state(rng)
         for gen, rng in zip(self.noise_gens, state["noise_rng"], strict=True):
             gen.set_state(rng.to(gen.device) if gen.device.type != "cpu" else rng)
