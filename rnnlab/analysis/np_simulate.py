@@ -321,8 +321,8 @@ def sample_states(
     dev = resolve_device(device)
     u, _ = fresh_trials(cfg, seed, n_trials, stream)
     with torch.no_grad():
-        jt = torch.as_tensor(np.asarray(J, dtype=np.float64)[None], device=dev)
-        bt = torch.as_tensor(np.asarray(B, dtype=np.float64)[None], device=dev)
+        jt = torch.as_tensor(np.array(J, dtype=np.float64)[None], device=dev)
+        bt = torch.as_tensor(np.array(B, dtype=np.float64)[None], device=dev)
         ut = torch.as_tensor(u[None], device=dev)
         h0 = torch.zeros(1, n_trials, jt.shape[-1], dtype=torch.float64, device=dev)
         _, states = run_dynamics(jt, None, h0, cfg.model.alpha, cfg.model.phi, inputs=ut, B=bt)
