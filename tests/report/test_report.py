@@ -550,7 +550,9 @@ def test_page_renders_offline_in_chromium(report, tmp_path):
 
     if not chromium_available():
         pytest.skip("needs /usr/bin/chromium and the playwright package (CI installs both)")
-    check = inspect_page(report[0] / "report.html", screenshot=tmp_path / "report.png")
+    check = inspect_page(
+        report[0] / "report.html", screenshot=tmp_path / "report.png", select="seed 2"
+    )
     assert check.blocked == [], f"page tried the network: {check.blocked}"
     assert check.console_errors == [] and check.page_errors == []
     titles = [p["title"] for p in check.plots]
@@ -563,6 +565,11 @@ def test_page_renders_offline_in_chromium(report, tmp_path):
     assert check.slider_moved
     spectrum = [p for p in check.plots_after_slider if p["title"].startswith("Spectrum of J")]
     assert spectrum[0]["title"].endswith(f"epoch {EPOCHS[0]}") and spectrum[0]["ink"] > 100
+    # the seed selectors (spectrum, two heatmaps) offer every seed; picking one shows it
+    assert check.selects == [[f"seed {s}" for s in SEEDS]] * 3
+    spectrum = [p for p in check.plots_after_select if p["title"].startswith("Spectrum of J")]
+    assert spectrum[0]["title"] == f"Spectrum of J, seed 2, epoch {EPOCHS[0]}"
+    assert spectrum[0]["ink"] > 100
     assert check.console_errors == [] and check.page_errors == [] and check.blocked == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
 

@@ -61,7 +61,7 @@ def log_ticks(lo: float, hi: float, mark: float | None = None, max_ticks: int = 
     best: list[float] = []
     for mant in MANTISSAS:
         vals = [
-            m * 10.0**k
+            float(f"{m * 10.0**k:.12g}")
             for k in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
             for m in mant
         ]
