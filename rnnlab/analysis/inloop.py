@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_TRIALS",
     "FUNCTIONAL_FRAC",
     "evaluate",
+    "evaluate_file",
     "functional_rank",
     "member_configs",
     "select_epochs",
@@ -308,3 +309,33 @@ def shuffle_control(
     ).assign_coords(control=list(CONTROLS), **{EVAL: epochs})
     attrs = {"units": "1", "n_trials": n_trials, "n_shuffles": n_shuffles}
     return _finish(out, ds, attrs)
+
+
+def evaluate_file(
+    path: Any, n_trials: int = DEFAULT_TRIALS, *, device: str = "auto"
+) -> dict[str, Any] | None:
+    """`evaluate` of an archive file's last committed snapshot (for `rnnlab info`), as plain
+    values: epoch, n_trials, seconds, and per member mse, mse_se, mse_optimal. None when no
+    snapshot is committed yet. The file is opened (unfinished ones too) and closed here."""
+    import time
+
+    from rnnlab.analysis.compute import compute
+    from rnnlab.data.reader import open_archive
+
+    ds = open_archive(path, allow_incomplete=True)
+    try:
+        if ds.sizes.get("epoch", 0) == 0:
+            return None
+        start = time.perf_counter()
+        res = compute(evaluate(ds, -1, n_trials, device=device), progress=False)
+        last = res.isel({EVAL: -1})
+        return {
+            "epoch": int(res[EVAL].values[-1]),
+            "n_trials": n_trials,
+            "seconds": time.perf_counter() - start,
+            "mse": np.asarray(last["mse"].values, float),
+            "mse_se": np.asarray(last["mse_se"].values, float),
+            "mse_optimal": np.asarray(res["mse_optimal"].values, float),
+        }
+    finally:
+        ds.close()
