@@ -249,17 +249,27 @@ def _epochs(e: np.ndarray) -> str:
 
 
 def _task_pole(h: xr.Dataset, res: xr.Dataset, arch: xr.Dataset) -> str:
+    if "lambda_task" not in res.variables:
+        return ""
     lam = h["lambda_task"].values
     if not np.isfinite(lam).any():
-        return ""
-    eig = arch["eigvals"].isel(epoch=-1).values
-    near = [eig[i][np.argmin(np.abs(eig[i] - lam[i]))] for i in range(len(lam))]
-    miss = np.abs(np.array(near) - lam)
-    return (
-        f"the steady-state Kalman filter needs an eigenvalue λ_task = {_span(lam)} of J (linear "
-        f"network); the nearest eigenvalue of J at the last epoch is {_span(np.real(near))} "
-        f"(|Δλ| = {_span(miss)})."
+        return (
+            "no closed form for this network (λ_task, the Kalman filter's pole as an eigenvalue "
+            "of J, needs φ = linear on denoise or track)."
+        )
+    edge = res["bulk_radius"].values
+    text = f"the steady-state Kalman filter needs an eigenvalue λ_task = {_span(lam)} of J"
+    inside = np.abs(lam) <= edge
+    if inside.all():
+        return text + f", inside the bulk edge ({_span(edge)}): no outlier is needed for it."
+    outl = res["outlier"].isel(epoch=-1).values
+    miss = np.array(
+        [
+            np.nanmin(np.abs(outl[i] - lam[i])) if np.isfinite(outl[i]).any() else np.nan
+            for i in range(len(lam))
+        ]  # fmt: skip
     )
+    return text + f"; the nearest outlier of J at the last epoch is {_span(miss)} away."
 
 
 def _one(h: xr.Dataset, res: xr.Dataset, arch: xr.Dataset) -> list[tuple[str, str]]:
