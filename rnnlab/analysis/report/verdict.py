@@ -178,8 +178,12 @@ def _prediction(h: xr.Dataset, res: xr.Dataset, names: list[str]) -> str:
         )
         hit = np.isfinite(miss) & (miss <= np.where(np.isfinite(tol), tol, 0.0))
         if np.isfinite(miss).any():
-            verdict = f"matches in {int(hit.sum())} of {len(lead)}" if hit.any() else "misses it"
-            text += f". {label.capitalize()} (rank-{rank} fit): {verdict}, by {_span(miss)}"
+            verdict = (
+                f"within the spread in {int(hit.sum())} of {len(lead)} seeds"
+                if hit.any()
+                else "misses it in every seed"
+            )
+            text += f". {label.capitalize()} (rank-{rank} fit): {verdict} (off by {_span(miss)})"
         else:
             text += f". {label.capitalize()} (rank-{rank} fit): predicts no outlier there"
     ladder, ladder_mf = h["ladder_from"].values, h["ladder_from_mf"].values
@@ -313,12 +317,16 @@ def _title(block: dict) -> str:
     return f"Verdict ({who}n = {block['n']} seed{'s' if block['n'] != 1 else ''})"
 
 
+def _q(question: str) -> str:
+    return question if question.endswith("?") else question + ":"
+
+
 def markdown(blocks: list[dict]) -> str:
     """The verdict as markdown sections."""
     parts = []
     for b in blocks:
         lines = [f"## {_title(b)}", ""]
-        lines += [f"- **{q}** {a}" for q, a in b["items"]]
+        lines += [f"- **{_q(q)}** {a}" for q, a in b["items"]]
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
@@ -328,6 +336,6 @@ def html_block(blocks: list[dict]) -> str:
     esc = html.escape
     parts = []
     for b in blocks:
-        rows = "".join(f"<dt>{esc(q)}</dt><dd>{esc(a)}</dd>" for q, a in b["items"])
+        rows = "".join(f"<dt>{esc(_q(q))}</dt><dd>{esc(a)}</dd>" for q, a in b["items"])
         parts.append(f'<h2>{esc(_title(b))}</h2><dl class="verdict">{rows}</dl>')
     return "".join(parts)
