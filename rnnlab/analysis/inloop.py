@@ -20,6 +20,7 @@ import xarray as xr
 from rnnlab.analysis import np_simulate
 from rnnlab.analysis._common import COL, ROW, AnalysisError, as_float, delta_j, require_vars, whole
 from rnnlab.config import Config, config_from_toml
+from rnnlab.data.members import drop_repeated_seed_index
 from rnnlab.errors import ConfigError
 
 __all__ = [
@@ -134,7 +135,7 @@ CORE = [[ROW, COL], [ROW, COL], [ROW, "input"], [ROW, "output"], [], []]
 def _finish(out: xr.Dataset, ds: xr.Dataset, attrs: dict) -> xr.Dataset:
     """Seed coordinates of `ds` back on the results, and the settings as attributes."""
     coords = {c: ds[c] for c in ds.coords if ds[c].dims == ("seed",)}
-    out = out.assign_coords(coords)
+    out = drop_repeated_seed_index(out.assign_coords(coords))
     for name in out.data_vars:
         out[name].attrs.update(attrs)
     return out

@@ -16,6 +16,7 @@ from rnnlab.analysis import np_ladder
 from rnnlab.analysis._common import COL, ROW, AnalysisError, as_float, delta_j, require_vars, whole
 from rnnlab.analysis.inloop import EVAL, member_configs, select_epochs
 from rnnlab.config import Config
+from rnnlab.data.members import drop_repeated_seed_index
 from rnnlab.spectra import theory
 
 __all__ = ["LADDER_RANKS", "LADDER_SLOTS", "lambda_task", "outlier_ladder", "task_eigenvalue"]
@@ -120,7 +121,7 @@ def outlier_ladder(
     out = out.assign_coords({RUNG: rank_values, EVAL: epochs})
     out[RUNG].attrs = {"long_name": "rank R of the truncation of dJ (N: all of dJ)", "units": "1"}
     coords = {c: ds[c] for c in ds.coords if ds[c].dims == ("seed",)}
-    return out.assign_coords(coords)
+    return drop_repeated_seed_index(out.assign_coords(coords))
 
 
 def _edge(g: np.ndarray, j0: np.ndarray) -> np.ndarray:
