@@ -150,6 +150,8 @@ def spectrum(archive: xr.Dataset, results: xr.Dataset, *, max_frames: int = 12) 
     pts = [archive["eigvals"].sel(epoch=epochs).values.ravel()]
     pts += [results[k].sel(epoch=epochs).values.ravel() for k in keys]
     lam = results["lambda_task"].values if "lambda_task" in results.variables else None
+    if lam is not None and not np.isfinite(lam).any():
+        lam = None  # no closed form for any member: no legend entry either
     if lam is not None:
         pts.append(np.asarray(lam, complex))
     edge = float(np.nanmax(results["bulk_radius"].values))
