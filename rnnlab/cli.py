@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="dims, variables, config summary and final losses (a directory: one line each)",
     )
     info.add_argument("archive", help="an archive, or a directory of archives")
+    info.add_argument(
+        "--trials",
+        type=int,
+        default=1000,
+        help="fresh trials per seed on which a file's last snapshot is re-simulated (MSE ± SE)",
+    )
+    info.add_argument(
+        "--no-eval", action="store_true", help="skip the re-simulation on fresh trials"
+    )
 
     analyze = sub.add_parser("analyze", help="lazy analyses over archives and an HTML report")
     analyze.add_argument("archives", nargs="+", help="archive files or directories of archives")
@@ -97,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="threads, processes, local (LocalCluster), slurm, or an address",
     )
     analyze.add_argument("--no-png", action="store_true", help="skip the PNG figures")
+    analyze.add_argument(
+        "--no-network",
+        action="store_true",
+        help="skip the analyses that re-simulate the networks (fresh-trial MSE, functional "
+        "rank, shuffle control, fixed points)",
+    )
+    analyze.add_argument(
+        "--trials",
+        type=int,
+        default=1000,
+        help="fresh trials per seed for the re-simulations (evaluate, functional rank, shuffle)",
+    )
     analyze.add_argument(
         "--overwrite", action="store_true", help="replace files in an existing output directory"
     )
@@ -247,7 +268,17 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     path = Path(args.archive)
     if not path.is_dir():
-        print(describe(path))
+        fresh = None
+        if not args.no_eval:
+            if args.trials < 2:
+                raise RnnlabError(f"--trials must be >= 2, got {args.trials}")
+            from rnnlab.data.files import check_archive
+
+            check_archive(path, allow_incomplete=True)  # a foreign file: one line, no imports
+            from rnnlab.analysis.inloop import evaluate_file
+
+            fresh = evaluate_file(path, args.trials)
+        print(describe(path, fresh))
         return 0
     for line in describe_dir(path):
         print(line, flush=True)  # one line per archive as it is read
@@ -274,6 +305,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         clusters=args.clusters,
         scheduler=args.scheduler,
         png=not args.no_png,
+        network=not args.no_network,
+        n_trials=args.trials,
         overwrite=args.overwrite,
         progress=not args.quiet,
         allow_incomplete=args.allow_incomplete,

@@ -65,6 +65,8 @@ class PageCheck:
     plots: list[dict] = field(default_factory=list)
     plots_after_slider: list[dict] = field(default_factory=list)
     slider_moved: bool = False
+    selects: list[list[str]] = field(default_factory=list)  # options of each <select>
+    plots_after_select: list[dict] = field(default_factory=list)
 
 
 def chromium_available() -> bool:
@@ -95,10 +97,14 @@ def inspect_page(
     path: str | Path,
     *,
     move_slider: bool = True,
+    select: str | None = None,
     screenshot: str | Path | None = None,
     timeout_ms: int = 30_000,
 ) -> PageCheck:
-    """Load `path` offline in headless chromium and report errors, plots and blocked requests."""
+    """Load `path` offline in headless chromium and report errors, plots and blocked requests.
+
+    `select`: an option label to pick in the first <select> (a seed selector), after the slider
+    moved; the plots are read again then (`plots_after_select`)."""
     from playwright.sync_api import sync_playwright
 
     check = PageCheck()
@@ -135,10 +141,19 @@ def inspect_page(
             check.plots = page.evaluate(PLOTS_JS)
             if screenshot is not None:
                 page.screenshot(path=str(screenshot), full_page=True)
+            selects = page.locator("select")  # playwright's CSS pierces bokeh's shadow DOM
+            check.selects = [
+                [t.strip() for t in selects.nth(i).locator("option").all_inner_texts()]
+                for i in range(selects.count())
+            ]
             if move_slider:
                 check.slider_moved = _move_slider(page)
                 page.wait_for_timeout(500)
                 check.plots_after_slider = page.evaluate(PLOTS_JS)
+            if select is not None:
+                page.locator("select").first.select_option(label=select)
+                page.wait_for_timeout(500)
+                check.plots_after_select = page.evaluate(PLOTS_JS)
         finally:
             browser.close()
     return check

@@ -9,6 +9,9 @@ import xarray as xr
 from rnnlab.analysis import alignment as _alignment
 from rnnlab.analysis import clusters as _clusters
 from rnnlab.analysis import compute as _compute
+from rnnlab.analysis import fixed_points as _fixed_points
+from rnnlab.analysis import inloop as _inloop
+from rnnlab.analysis import ladder as _ladder
 from rnnlab.analysis import lowrank as _lowrank
 from rnnlab.analysis import outliers as _outliers
 from rnnlab.analysis import pipeline as _pipeline
@@ -52,9 +55,29 @@ class RnnAccessor:
         """across_seeds of this dataset."""
         return _summaries.across_seeds(self._ds, by=by)
 
-    def analyze(self, rank: int = 2, k: int = 2) -> xr.Dataset:
+    def analyze(self, rank: int = 2, k: int = 2, network: bool | dict = False) -> xr.Dataset:
         """analyze: everything, lazily."""
-        return _pipeline.analyze(self._ds, rank=rank, k=k)
+        return _pipeline.analyze(self._ds, rank=rank, k=k, network=network)
+
+    def evaluate(self, epoch: Any = -1, n_trials: int = 1000, **kwargs: Any) -> xr.Dataset:
+        """evaluate: the stored networks re-simulated on fresh trials."""
+        return _inloop.evaluate(self._ds, epoch, n_trials, **kwargs)
+
+    def functional_rank(self, ranks: Any = _inloop.DEFAULT_RANKS, **kwargs: Any) -> xr.Dataset:
+        """functional_rank: the loss of J0 + dJ_R on fresh trials."""
+        return _inloop.functional_rank(self._ds, ranks, **kwargs)
+
+    def shuffle_control(self, epoch: Any = -1, **kwargs: Any) -> xr.Dataset:
+        """shuffle_control: dJ on a shuffled J0."""
+        return _inloop.shuffle_control(self._ds, epoch, **kwargs)
+
+    def outlier_ladder(self, ranks: Any = _ladder.LADDER_RANKS, **kwargs: Any) -> xr.Dataset:
+        """outlier_ladder: the spectrum of J0 + dJ_R over a ladder of ranks."""
+        return _ladder.outlier_ladder(self._ds, ranks, **kwargs)
+
+    def fixed_points(self, epoch: Any = "all", inputs: Any = (0.0,), **kwargs: Any) -> xr.Dataset:
+        """fixed_points of the trained dynamics."""
+        return _fixed_points.fixed_points(self._ds, epoch, inputs, **kwargs)
 
     def compute(self, scheduler: Any = "threads", progress: bool = True, **kwargs: Any):
         """compute this dataset with a small chunk cache and a progress bar."""

@@ -7,6 +7,7 @@ import xarray as xr
 from rnnlab.analysis._common import COL, ROW, AnalysisError, delta_j
 from rnnlab.analysis.alignment import alignment
 from rnnlab.analysis.clusters import cluster_stats
+from rnnlab.analysis.inloop_parts import inloop_parts
 from rnnlab.analysis.lowrank import imposed_strength, lowrank_fit, shrinkage
 from rnnlab.analysis.outliers import outliers
 from rnnlab.data.schema import SEED_SETTINGS
@@ -43,7 +44,12 @@ def group_epochs(ds: xr.Dataset, epochs_per_task: int | None = None) -> xr.Datas
 
 
 def analyze(
-    ds: xr.Dataset, rank: int = 2, k: int = 2, *, epochs_per_task: int | None = None
+    ds: xr.Dataset,
+    rank: int = 2,
+    k: int = 2,
+    *,
+    epochs_per_task: int | None = None,
+    network: bool | dict = False,
 ) -> xr.Dataset:
     """Low-rank fit, shrinkage, alignment, imposed strength, outliers and clusters of an archive.
 
@@ -52,6 +58,11 @@ def analyze(
     run) become coordinates along seed, for across_seeds(res, by="g"). Nothing is computed until
     `.compute()` (or rnnlab.analysis.compute) is called on the result. Dask inputs are regrouped
     to `epochs_per_task` matrices per task first (see group_epochs).
+
+    Also the outlier ladder at the last epoch and `lambda_task` (NumPy, when the archive has a
+    config). `network=True` (or a dict of `inloop_parts` options) adds the analyses that
+    re-simulate the networks (torch): evaluate, functional_rank, shuffle_control (last epoch)
+    and fixed_points (every epoch); see rnnlab.analysis.inloop_parts.
     """
     if not isinstance(ds, xr.Dataset):
         raise AnalysisError(f"analyze needs an xarray.Dataset, got {type(ds).__name__}")
@@ -65,8 +76,11 @@ def analyze(
     if {"imposed_u", "imposed_v"} <= set(ds.variables):
         strength = imposed_strength(u=ds["imposed_u"], v=ds["imposed_v"], dJ=dj)
         parts.append(strength.to_dataset())
+    found = None
     if "eigvals" in ds:
-        parts.append(outliers(ds, fit=fit))
+        found = outliers(ds, fit=fit)
+        parts.append(found)
+    parts += inloop_parts(ds, found, network)
     # variable attrs (units, long_name, the `rnnlab_categorical` marker of cluster labels that
     # across_seeds relies on) must survive the merge: drop only attrs the parts disagree on
     out = xr.merge(parts, compat="override", join="exact", combine_attrs="drop_conflicts")

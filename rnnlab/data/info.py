@@ -19,8 +19,12 @@ from rnnlab.errors import ArchiveError
 PARTIAL = ".partial"  # an unfinished run's archive: runs/x.nc.partial
 
 
-def describe(path: Path) -> str:
-    """Dims, variables, a config summary and final losses of an archive (complete or not)."""
+def describe(path: Path, fresh: dict | None = None) -> str:
+    """Dims, variables, a config summary and final losses of an archive (complete or not).
+
+    `fresh`: the last snapshot re-simulated on fresh trials (rnnlab.analysis.inloop.
+    evaluate_file: epoch, n_trials, seconds, per-seed mse, mse_se, mse_optimal), shown as
+    MSE ± SE before the few fixed evaluation trials' numbers."""
     attrs = check_archive(path, allow_incomplete=True)
     cfg = config_from_toml(str(attrs["config"]), str(path))
     import xarray as xr  # only now that it is an archive: a bad path costs no import
@@ -49,7 +53,15 @@ def describe(path: Path) -> str:
         if ds.sizes.get("epoch", 0):
             last = int(ds["epoch"].values[-1])
             optimum = float(ds["mse_optimal"].values)
-            lines.append(f"final (epoch {last}) on evaluation trials; optimal mse = {optimum:.4g}")
+            lines.append(f"final (epoch {last}); optimal mse = {optimum:.4g}")
+            if fresh is not None:
+                lines += _fresh_lines(ds["seed"].values, fresh)
+            n_eval = ds.sizes.get("trial", 0)
+            lines.append(
+                f"  on the {n_eval} fixed evaluation trials"
+                + (" (few: their MSE scatters by tens of %)" if n_eval < 100 else "")
+                + ":"
+            )
             first_loss = ds["loss"].isel(epoch=0).values
             for i, seed in enumerate(ds["seed"].values):
                 loss = ds["loss"].isel(epoch=-1).values[i]
@@ -69,10 +81,27 @@ def describe(path: Path) -> str:
             if "crossing_epoch" in ds:
                 crossing = ds["crossing_epoch"].values
                 shown = ", ".join("never" if np.isnan(c) else f"{c:.1f}" for c in crossing)
-                lines.append(f"crossing epoch of max Re lambda (Jacobian at origin): {shown}")
+                lines.append(f"crossing epoch (Jacobian at origin) of max Re lambda: {shown}")
         else:
             lines.append("no snapshot written yet")
     return "\n".join(lines)
+
+
+def _fresh_lines(seeds, fresh: dict) -> list[str]:
+    """Per-seed MSE ± SE on fresh trials and its excess over the optimum (in % of it)."""
+    out = [
+        f"  on {fresh['n_trials']} fresh trials per seed (epoch {fresh['epoch']}, mean ± SE, "
+        f"excess over the optimum; simulated in {fresh['seconds']:.1f} s):"
+    ]
+    for i, seed in enumerate(seeds):
+        mse, se, opt = fresh["mse"][i], fresh["mse_se"][i], fresh["mse_optimal"][i]
+        line = f"  seed {int(seed):4d}: mse {mse:.4g} ± {se:.2g}"
+        if np.isfinite(opt) and opt > 0:
+            z = (mse - opt) / se if se > 0 else np.nan
+            line += f"  ({100 * (mse - opt) / opt:+.1f}% ± {100 * se / opt:.1f}%"
+            line += ", below the optimum by more than 2 SE)" if z < -2 else ")"
+        out.append(line)
+    return out
 
 
 def _status(path: Path, attrs: dict, cfg: dict) -> str:
@@ -175,7 +204,7 @@ def describe_dir(directory: Path) -> Iterator[str]:
     yield (
         f"{'archive':{width}s}  {'status':10s} {'seeds':>5s} {'N':>6s}  {'task':8s}"
         f"{'epoch':>11s} {'loss':>10s} {'mse/opt':>8s} {'size':>10s}"
-    )
+    )  # loss, mse/opt: on the archive's fixed evaluation trials (the totals line says so)
     summaries = []
     for path in paths:
         summaries.append(summarize(path))
@@ -197,5 +226,6 @@ def _totals(summaries: list[Summary]) -> str:
     return (
         f"total: {len(summaries)} archive{'s' if len(summaries) != 1 else ''}"
         f"{' (' + ', '.join(notes) + ')' if notes else ''}, "
-        f"{sum(s.seeds for s in readable)} seeds, {size}"
+        f"{sum(s.seeds for s in readable)} seeds, {size}; loss and mse/opt on the fixed "
+        "evaluation trials (few: `rnnlab info FILE` re-simulates on fresh trials)"
     )

@@ -6,6 +6,7 @@ chunked one (seed, epoch) matrix per chunk; several runs are concatenated along 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -111,6 +112,14 @@ def open_archive(
         combine_attrs="drop_conflicts",
     )
     combined.attrs["sources"] = "\n".join(str(p) for p in files)
+    # Each run's config by its member label (runs with different configs lose the shared
+    # `config` attribute in the concat); the analyses that re-simulate networks read it.
+    run_configs = {
+        str(part["run"].values[0]): str(part.attrs["config"])
+        for part in parts
+        if "config" in part.attrs and part.sizes.get("seed", 0)
+    }
+    combined.attrs["run_configs"] = json.dumps(run_configs)
     combined = drop_repeated_seed_index(combined)
     combined.set_close(lambda: [part.close() for part in parts])
     return combined

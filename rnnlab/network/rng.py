@@ -6,17 +6,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-STREAMS = {
-    "W": 0,
-    "B": 1,
-    "w": 2,
-    "lowrank": 3,
-    "task": 4,
-    "noise": 5,
-    "eval": 6,
-    "shuffle": 7,  # task.shuffle_targets: the training batches' permutations
-    "shuffle_eval": 8,  # ... and the evaluation trials'
-}
+STREAMS = {"W": 0, "B": 1, "w": 2, "lowrank": 3, "task": 4, "noise": 5, "eval": 6}
+# Streams of the analyses that put a trained network back in the loop (rnnlab.analysis.inloop):
+# fresh trials for re-simulation (`evaluate`, `functional_rank`, `shuffle_control`), the
+# permutation of J0's entries (`shuffle_control`) and the trials whose states seed the fixed-point
+# search (`fixed_points`). New numbers, so they never repeat a training or evaluation trial.
+STREAMS.update({"fresh": 7, "shuffle": 8, "fixed_points": 9})
+# The shuffled-targets control (task.shuffle_targets): permutations of the training batches' and
+# of the evaluation trials' targets.
+STREAMS.update({"shuffle_targets": 10, "shuffle_eval": 11})
 
 
 def seed_generator(seed: int, stream: str, device: str | torch.device = "cpu") -> torch.Generator:

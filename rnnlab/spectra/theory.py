@@ -26,6 +26,7 @@ __all__ = [
     "bulk_radius",
     "euler_map_eigenvalues",
     "exact_outliers",
+    "kalman_pole",
     "mean_eigenvalue",
     "meanfield_outliers",
     "outlier_spread",
@@ -346,3 +347,42 @@ def euler_map_eigenvalues(lam: ArrayLike, alpha: ArrayLike) -> NDArray[np.comple
         raise ValueError(f"alpha = dt/tau must be > 0, got {alpha}")
     out = 1.0 - a + a * np.asarray(lam)
     return out if np.ndim(out) else complex(out)
+
+
+def kalman_pole(
+    tau: ArrayLike, dt: ArrayLike, tau_ou: ArrayLike, sigma_ou: ArrayLike, obs_noise: ArrayLike
+) -> NDArray[np.float64] | float:
+    """The eigenvalue of J at which the linear network's Euler map has the steady-state Kalman pole.
+
+    Task (`denoise`, one stimulus): x_k = a x_{k-1} + sigma_ou sqrt(1 - a^2) xi_k with
+    a = exp(-dt/tau_ou), observed as u_k = x_k + obs_noise eta_k. The steady-state Kalman filter
+    (estimate from u_1..u_k) is x^_k = p x^_{k-1} + K u_k with pole p = a (1 - K), gain
+    K = P / (P + r), r = obs_noise^2, and the prior variance P solving the scalar Riccati equation
+    P = a^2 P r / (P + r) + q, q = sigma_ou^2 (1 - a^2), whose positive root is
+    P = (sqrt(c^2 + 4 q r) - c) / 2, c = r (1 - a^2) - q. The linear network
+    h_k = (1 - alpha) h_{k-1} + alpha (J h_{k-1} + B u_k), y_k = w^T h_k (alpha = dt/tau) is that
+    filter when J has the eigenvalue lambda with 1 - alpha + alpha lambda = p
+    (`euler_map_eigenvalues`), i.e. lambda = 1 - (1 - p) / alpha. obs_noise = 0 (the `track`
+    task) gives K = 1, p = 0, lambda = 1 - 1/alpha. Broadcasts; NaN where K is undefined
+    (sigma_ou = obs_noise = 0).
+    """
+    tau_a, dt_a = np.asarray(tau, dtype=float), np.asarray(dt, dtype=float)
+    tau_ou_a = np.asarray(tau_ou, dtype=float)
+    sigma, noise = np.asarray(sigma_ou, dtype=float), np.asarray(obs_noise, dtype=float)
+    if np.any(tau_a <= 0) or np.any(dt_a <= 0) or np.any(dt_a > tau_a):
+        raise ValueError(f"need 0 < dt <= tau, got dt={dt}, tau={tau}")
+    if np.any(tau_ou_a <= 0) or np.any(sigma < 0) or np.any(noise < 0):
+        raise ValueError(
+            f"need tau_ou > 0, sigma_ou >= 0, obs_noise >= 0; got {tau_ou}, {sigma_ou}, {obs_noise}"
+        )
+    a = np.exp(-dt_a / tau_ou_a)
+    q, r = sigma**2 * (1.0 - a * a), noise**2
+    c = r * (1.0 - a * a) - q
+    disc = np.sqrt(c * c + 4.0 * q * r)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # both forms of the positive root, each free of cancellation where it is used
+        prior = np.where(c <= 0, (disc - c) / 2.0, 2.0 * q * r / (disc + c))
+        gain = np.where(prior + r > 0, prior / (prior + r), np.nan)
+    pole = a * (1.0 - gain)
+    out = 1.0 - (1.0 - pole) / (dt_a / tau_a)
+    return out if np.ndim(out) else float(out)

@@ -199,7 +199,7 @@ class Trainer:
         self.threads = torch.get_num_threads()
         seeds = cfg.seeds
         self.task_gens = [seed_generator(s, "task") for s in seeds]
-        self.shuffle_gens = [seed_generator(s, "shuffle") for s in seeds]
+        self.shuffle_gens = [seed_generator(s, "shuffle_targets") for s in seeds]
         self.noise_gens = [seed_generator(s, "noise", self.device) for s in seeds]
         eval_gens = [seed_generator(s, "eval") for s in seeds]
         inputs, targets = batch_for_seeds(

@@ -35,6 +35,11 @@ def test_analyze_writes_report_summary_and_results(tiny_archive, tmp_path):
         frac = results["explained_cum"].isel(rank=-1).values
         assert np.all(np.isnan(frac[:, 0]))  # dJ = 0 at epoch 0: nothing to explain
         assert np.all((frac[:, 1:] > 0) & (frac[:, 1:] <= 1 + 1e-6))
+    with xr.open_dataset(out / "analysis.nc") as results:  # the in-loop analyses, by default
+        assert {"mse", "functional_rank", "shuffle_lost", "ladder_from_rank"} <= set(results)
+        assert {"n_fixed_points", "lambda_task"} <= set(results)
+        assert results["mse"].attrs["n_trials"] == 1000
+    assert "## Verdict (n = 2 seeds)" in summary
     again = rnnlab("analyze", str(tiny_archive), "-o", str(out), "--quiet")
     assert again.returncode == 2 and "--overwrite" in again.stderr
     before = (out / "summary.md").read_bytes()
@@ -61,8 +66,13 @@ def test_analyze_of_an_incomplete_archive_names_the_cli_flag(tiny_archive, tmp_p
 def test_analyze_allow_incomplete_reads_an_unfinished_archive(tiny_archive, tmp_path):
     partial = partial_copy(tiny_archive, tmp_path / "x.nc.partial")
     out = tmp_path / "r"
-    res = rnnlab("analyze", "--allow-incomplete", str(partial), "-o", str(out), "--no-png")
+    res = rnnlab(
+        "analyze", "--allow-incomplete", str(partial), "-o", str(out), "--no-png", "--no-network"
+    )
     assert res.returncode == 0, res.stderr
+    with xr.open_dataset(out / "analysis.nc") as results:  # --no-network: no re-simulation
+        assert "mse" not in results and "n_fixed_points" not in results
+        assert "ladder_from_rank" in results  # NumPy only: always there
     assert f"wrote {out / 'summary.md'}" in res.stdout
     with xr.open_dataset(out / "analysis.nc") as results:
         assert results.sizes["seed"] == 2

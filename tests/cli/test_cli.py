@@ -44,6 +44,17 @@ def test_run_info_and_plain_xarray(tmp_path):
     assert info.returncode == 0, info.stderr
     for needle in ("dims:", "seed=2", "eigvals", "g=1.2", "seed    0: loss", "complete"):
         assert needle in info.stdout
+    # the last snapshot re-simulated on fresh trials: MSE ± SE per seed, as evaluate gives it
+    assert "on 1000 fresh trials per seed (epoch 12, mean ± SE" in info.stdout
+    import rnnlab as rl
+    import rnnlab.analysis as ra
+
+    ev = ra.compute(ra.evaluate(rl.open_archive(out), n_trials=1000), progress=False)
+    for i in range(2):
+        mse, se = float(ev.mse[i, 0]), float(ev.mse_se[i, 0])
+        assert f"seed    {i}: mse {mse:.4g} ± {se:.2g}" in info.stdout
+    quick = rnnlab("info", str(out), "--no-eval")
+    assert quick.returncode == 0 and "fresh trials" not in quick.stdout
     again = rnnlab("run", *sets(), "-o", str(out))
     assert again.returncode == 2 and "--overwrite" in again.stderr
     quiet = rnnlab("run", *sets(), "-o", str(out), "--overwrite", "--quiet")

@@ -30,7 +30,9 @@ PLOT_TITLES = [  # every plot the page must show (title prefixes)
     "Learning curve", "Example trial", "Spectrum of J", "Outlier trajectories", "Outliers of J vs",
     "Leading eigenvalue of the Jacobian", "Singular values of ΔJ", "Variance of ΔJ explained",
     "Alignment of u_1", "Alignment of v_1", "Block means of J,", "Block means of ΔJ",
+    "Loss of J0 + ΔJ_R", "Outlier ladder", "Fixed points at input 0", "Fixed points at zero input",
 ]  # fmt: skip
+TRIALS, TRUNC = 500, [0, 1, 2, N]  # fresh trials and truncation ranks of the in-loop results
 
 
 def _unit(x):
@@ -134,7 +136,7 @@ def make_results(ds: xr.Dataset, rank: int = 2) -> xr.Dataset:
         return total / (count[:, None, :, None] * count[:, None, None, :])
 
     R = ("seed", "epoch", "rank")
-    return xr.Dataset(
+    res = xr.Dataset(
         {
             "m": (R, m),
             "u": (R + ("neuron",), u),
@@ -157,6 +159,67 @@ def make_results(ds: xr.Dataset, rank: int = 2) -> xr.Dataset:
             "block_dJ": (("seed", "epoch", "cluster", "cluster_pre"), block(dJ)),
         },  # fmt: skip
         coords={"seed": SEEDS, "epoch": EPOCHS, "rank": np.arange(1, rank + 1), "vector": labels},
+    )
+    return res.merge(inloop_results(ds, res))
+
+
+def inloop_results(ds: xr.Dataset, res: xr.Dataset) -> xr.Dataset:
+    """Hand-made results of the in-loop analyses (evaluate, functional_rank, shuffle_control,
+    outlier_ladder, fixed_points, lambda_task) for the report: known numbers, by contract."""
+    S, E, last = len(SEEDS), len(EPOCHS), EPOCHS[-1]
+    mse = MSE_OPT * np.array([1.0, 1.01, 1.2])  # seed 0 at the optimum, seed 2 20% above
+    se = MSE_OPT * np.array([0.008, 0.009, 0.01])
+    loss = np.array([[0.9, 0.25, 0.205, 0.2], [0.8, 0.5, 0.3, 0.21], [0.7, 0.3, 0.26, 0.25]])
+    ladder_rank = [0, 1, 2, 3, N]
+    measured = res["outlier"].values[:, -1]  # (seed, outlier)
+    exact = np.repeat(measured[:, None], len(ladder_rank), 1) + 0.5  # far below R = 2, then on
+    exact[:, 2:] = measured[:, None]
+    fp_u1 = np.full((S, E, 1, 3), np.nan)
+    fp_u1[:, :, 0, 0] = 0.0  # the origin
+    fp_u1[2, -2:, 0, :] = [-0.4, 0.0, 0.4]  # seed 2: a pitchfork at the last two epochs
+    stable = np.where(np.isfinite(fp_u1), 1.0, np.nan)
+    stable[2, -2:, 0, 1] = 0.0
+    n_fp = np.isfinite(fp_u1).sum(-1).astype(float)
+    n_st = np.nansum(stable, -1)
+    coords = {"eval_epoch": [last], "trunc_rank": TRUNC, "ladder_rank": ladder_rank,
+              "control": ["trained", "shuffled J0", "J0 only"], "u_const": [0.0]}  # fmt: skip
+    attrs = {"n_trials": TRIALS, "units": "1"}
+    return xr.Dataset(
+        {
+            "mse": (("seed", "eval_epoch"), mse[:, None], attrs),
+            "mse_se": (("seed", "eval_epoch"), se[:, None], attrs),
+            "excess": (("seed", "eval_epoch"), mse[:, None] - MSE_OPT, attrs),
+            "mse_optimal": (("seed",), np.full(S, MSE_OPT)),
+            "loss": (("seed", "eval_epoch", "trunc_rank"), loss[:, None]),
+            "loss_se": (("seed", "eval_epoch", "trunc_rank"), 0.002 + 0 * loss[:, None]),
+            "functional_rank": (("seed", "eval_epoch"), [[2.0], [40.0], [2.0]]),
+            "shuffle_lost": (("seed", "eval_epoch"), [[0.1], [0.9], [0.6]]),
+            "lambda_task": (("seed",), [np.nan, np.nan, np.nan]),
+            "ladder_measured": (("seed", "eval_epoch", "outlier"), measured[:, None]),
+            "ladder_exact": (("seed", "eval_epoch", "ladder_rank", "outlier"), exact[:, None]),
+            "ladder_meanfield": (
+                ("seed", "eval_epoch", "ladder_rank", "outlier"),
+                exact[:, None] + 1,
+            ),
+            "ladder_from_rank": (
+                ("seed", "eval_epoch", "outlier"),
+                np.where(np.isfinite(measured), 2.0, np.nan)[:, None],
+            ),
+            "ladder_from_rank_meanfield": (
+                ("seed", "eval_epoch", "outlier"),
+                np.full(measured.shape, np.nan)[:, None],
+            ),
+            "ladder_tol": (
+                ("seed", "eval_epoch", "outlier"),
+                np.full(measured.shape, 0.1)[:, None],
+            ),
+            "fp_u1": (("seed", "epoch", "u_const", "fp"), fp_u1),
+            "fp_stable": (("seed", "epoch", "u_const", "fp"), stable),
+            "n_fixed_points": (("seed", "epoch", "u_const"), n_fp),
+            "n_stable": (("seed", "epoch", "u_const"), n_st),
+            "n_unstable": (("seed", "epoch", "u_const"), n_fp - n_st),
+        },  # fmt: skip
+        coords=coords,
     )
 
 
@@ -220,6 +283,8 @@ def test_rank_needed_nan_for_zero_matrix_and_bad_frac():
 
 def test_fmt_across_is_mean_and_sample_sd():
     vals = np.array([1.0, 2.0, 4.0, np.nan])
+    assert summary.fmt_across(vals).endswith(" (n = 3)")  # 3 of the 4 have a value
+    assert "(n =" not in summary.fmt_across(vals[:3])
     mean, sd = fmt_parts(summary.fmt_across(vals))
     assert mean == pytest.approx(7 / 3, rel=1e-3)
     assert sd == pytest.approx(
@@ -229,7 +294,7 @@ def test_fmt_across_is_mean_and_sample_sd():
 
 
 def fmt_parts(text: str) -> tuple[float, float]:
-    mean, sd = text.split("±")
+    mean, sd = text.split("(n =")[0].split("±")
     return float(mean), float(sd)
 
 
@@ -299,11 +364,11 @@ def test_html_is_self_contained(report):
 
 
 def test_html_headline_table_has_input_numbers(data, report):
-    archive, _ = data
+    _, results = data
     text = (report[0] / "report.html").read_text(encoding="utf-8")
     table = text.split('<table class="headline">', 1)[1].split("</table>", 1)[0]
     for s in range(len(SEEDS)):
-        assert summary.fmt(float(archive.loss.isel(seed=s, epoch=-1))) in table
+        assert summary.fmt(float(results.mse.isel(seed=s, eval_epoch=-1))) in table
     assert summary.ACROSS_LABEL in table
 
 
@@ -313,10 +378,19 @@ def test_summary_per_seed_rows_match_inputs(data, report):
     header, rows = md_table(text, "Headline numbers per seed")
     assert set(rows) == {str(s) for s in SEEDS} | {summary.ACROSS_LABEL}
     last = results.isel(epoch=-1)
+    fresh = f"MSE ± SE ({TRIALS} fresh trials)"
+    assert "final loss" not in header and "final MSE" not in header  # 3 eval trials: not shown
     for i, s in enumerate(SEEDS):
         k = str(s)
-        assert close(cell(header, rows, k, "final loss"), float(archive.loss[i, -1]))
-        assert close(cell(header, rows, k, "final MSE"), float(archive.mse[i, -1]))
+        mse, se = fmt_parts(cell(header, rows, k, fresh))
+        assert close(str(mse), float(results.mse[i, -1])) and se == pytest.approx(
+            float(results.mse_se[i, -1]), rel=0.05
+        )
+        pct, pct_se = fmt_parts(cell(header, rows, k, "excess over MSE* (%) ± SE"))
+        assert pct == pytest.approx(100 * float(results.excess[i, -1]) / MSE_OPT, abs=0.051)
+        assert pct_se == pytest.approx(100 * float(results.mse_se[i, -1]) / MSE_OPT, abs=0.051)
+        assert cell(header, rows, k, "functional rank") == str(int(results.functional_rank[i, -1]))
+        assert cell(header, rows, k, "J0 + ΔJ_R reproduces λ_out from R") == "2"
         assert close(cell(header, rows, k, "g"), G[i])
         # planted m_r are the singular values of dJ at the last epoch: check against numpy's SVD
         sv = np.linalg.svd(archive.dJ.values[i, -1], compute_uv=False)
@@ -324,12 +398,25 @@ def test_summary_per_seed_rows_match_inputs(data, report):
         assert close(cell(header, rows, k, "m_2"), sv[1])
         frac = np.cumsum(sv**2) / np.sum(sv**2)
         assert int(cell(header, rows, k, "R for 90% of ‖ΔJ‖²")) == np.argmax(frac >= 0.9) + 1
-        assert int(cell(header, rows, k, "outliers")) == int(last.n_outliers[i])
+        assert int(cell(header, rows, k, "outliers at the end")) == int(last.n_outliers[i])
+        first = int(results.n_outliers.isel(seed=i, epoch=0))
+        assert int(cell(header, rows, k, "outliers at epoch 0")) == first
         lead = np.nanmax(last.outlier.values[i].real)
         assert close(cell(header, rows, k, "Re λ_out measured"), lead)
-        assert close(cell(header, rows, k, "Re λ_out exact"), lead + 0.01)
-    assert cell(header, rows, "0", "crossing epoch") == summary.MISSING
-    assert close(cell(header, rows, "2", "crossing epoch"), 84.5)
+        assert close(cell(header, rows, k, "Re λ_out exact (rank-2 fit)"), lead + 0.01)
+        # crossing epoch (Jacobian at origin): max Re λ(J) crossing 1, interpolated, by hand
+        top = archive.eigvals.values[i].real.max(axis=-1)
+        up = [e for e in range(len(EPOCHS) - 1) if top[e] < 1 <= top[e + 1]]
+        origin = cell(header, rows, k, "crossing epoch (Jacobian at origin)")
+        if up:
+            e = up[0]
+            want = EPOCHS[e] + (1 - top[e]) / (top[e + 1] - top[e]) * (EPOCHS[e + 1] - EPOCHS[e])
+            assert close(origin, want)
+        else:
+            assert origin == summary.MISSING
+    mean_state = "crossing epoch (Jacobian at mean state)"
+    assert cell(header, rows, "0", mean_state) == summary.MISSING
+    assert close(cell(header, rows, "2", mean_state), 84.5)
     assert f"MSE* = {MSE_OPT:.4g}" in text
 
 
@@ -338,8 +425,7 @@ def test_summary_across_seed_row_is_mean_and_sd(data, report):
     text = (report[0] / "summary.md").read_text(encoding="utf-8")
     header, rows = md_table(text, "Headline numbers per seed")
     for column, values in [
-        ("final loss", archive.loss.values[:, -1]),
-        ("final MSE", archive.mse.values[:, -1]),
+        (f"MSE ± SE ({TRIALS} fresh trials)", results.mse.values[:, -1]),
         ("m_1", results.m.values[:, -1, 0]),
         ("κ (shrinkage)", results.kappa.values[:, -1]),
     ]:
@@ -347,7 +433,9 @@ def test_summary_across_seed_row_is_mean_and_sd(data, report):
         assert mean == pytest.approx(values.mean(), rel=1e-3), column
         assert sd == pytest.approx(values.std(ddof=1), rel=2e-2), column
     # crossing epoch: NaN of seed 0 ignored
-    mean, _ = fmt_parts(cell(header, rows, summary.ACROSS_LABEL, "crossing epoch"))
+    across = cell(header, rows, summary.ACROSS_LABEL, "crossing epoch (Jacobian at mean state)")
+    assert across.endswith("(n = 2)")  # 2 of the 3 seeds crossed: the mean says so
+    mean, _ = fmt_parts(across)
     assert mean == pytest.approx((63.0 + 84.5) / 2, rel=1e-3)
 
 
@@ -424,7 +512,8 @@ def _two_runs(ds: xr.Dataset, shift: float) -> xr.Dataset:
 def test_report_of_runs_sharing_seeds(data, tmp_path, monkeypatch):
     """Seeds 0, 1, 2 of two runs: positional selection, rows and legends named by run and seed."""
     archive, results = data
-    arch2, res2 = _two_runs(archive, 1.0), _two_runs(results, 0.0)
+    plain = results.drop_vars(list(inloop_results(archive, results).variables), errors="ignore")
+    arch2, res2 = _two_runs(archive, 1.0), _two_runs(plain, 0.0)  # no fresh trials: eval loss
     res2 = res2.isel(seed=[3, 4, 5, 0, 1, 2])  # results in another order than the archive
     monkeypatch.setattr(report_module, "render_html", lambda *args: "<html></html>")
     written = write_report(arch2, res2, tmp_path, png=False, quiet=True)
@@ -435,7 +524,7 @@ def test_report_of_runs_sharing_seeds(data, tmp_path, monkeypatch):
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
     header, rows = cells[0], {(r[0], r[1]): r for r in cells[1:-1]}
     assert header[:2] == ["run", "seed"] and len(rows) == 6 and cells[-1][0] == summary.ACROSS_LABEL
-    col = header.index("final loss")
+    col = header.index("final loss (eval trials)")
     for i, s in enumerate(SEEDS):
         loss = float(archive.loss.isel(seed=i, epoch=-1))
         assert close(rows[("r1", str(s))][col], loss) and close(rows[("r2", str(s))][col], loss + 1)
@@ -461,7 +550,9 @@ def test_page_renders_offline_in_chromium(report, tmp_path):
 
     if not chromium_available():
         pytest.skip("needs /usr/bin/chromium and the playwright package (CI installs both)")
-    check = inspect_page(report[0] / "report.html", screenshot=tmp_path / "report.png")
+    check = inspect_page(
+        report[0] / "report.html", screenshot=tmp_path / "report.png", select="seed 2"
+    )
     assert check.blocked == [], f"page tried the network: {check.blocked}"
     assert check.console_errors == [] and check.page_errors == []
     titles = [p["title"] for p in check.plots]
@@ -474,6 +565,11 @@ def test_page_renders_offline_in_chromium(report, tmp_path):
     assert check.slider_moved
     spectrum = [p for p in check.plots_after_slider if p["title"].startswith("Spectrum of J")]
     assert spectrum[0]["title"].endswith(f"epoch {EPOCHS[0]}") and spectrum[0]["ink"] > 100
+    # the seed selectors (spectrum, two heatmaps) offer every seed; picking one shows it
+    assert check.selects == [[f"seed {s}" for s in SEEDS]] * 3
+    spectrum = [p for p in check.plots_after_select if p["title"].startswith("Spectrum of J")]
+    assert spectrum[0]["title"] == f"Spectrum of J, seed 2, epoch {EPOCHS[0]}"
+    assert spectrum[0]["ink"] > 100
     assert check.console_errors == [] and check.page_errors == [] and check.blocked == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
@@ -485,13 +581,16 @@ def test_end_to_end_tiny_run(tiny_archive, tmp_path):
     from rnnlab.analysis import analyze, compute
 
     archive = rnnlab.open_archive([tiny_archive])
-    results = compute(analyze(archive), progress=False)
+    opts = {"n_trials": 50, "ranks": (1, 2), "ladder_ranks": (1, 2)}
+    results = compute(analyze(archive, network=opts), progress=False)
     written = write_report(archive, results, tmp_path, png=False, quiet=True)
     text = written["summary.md"].read_text(encoding="utf-8")
     header, rows = md_table(text, "Headline numbers per seed")
-    loss = archive["loss"].isel(epoch=-1).values
+    mse = results["mse"].isel(eval_epoch=-1).values
     for i, s in enumerate(archive["seed"].values):
-        assert close(cell(header, rows, str(s), "final loss"), float(loss[i]))
+        got, _ = fmt_parts(cell(header, rows, str(s), "MSE ± SE (50 fresh trials)"))
+        assert close(str(got), float(mse[i]))
+    assert "## Verdict (n = 2 seeds)" in text
     from browser import chromium_available, inspect_page
 
     if not chromium_available():

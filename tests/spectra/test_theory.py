@@ -278,3 +278,49 @@ def test_bad_input_raises_value_error() -> None:
         th.euler_map_eigenvalues(1.0, 0.0)
     with pytest.raises(ValueError, match="N must"):
         th.outlier_spread(2.0, 1.0, 0)
+
+
+def riccati_pole(tau, dt, tau_ou, sigma, obs, steps=200_000):
+    """The steady-state Kalman pole by iterating the filter's own recursions (predict, update)
+    from the stationary prior until they stop changing, mapped to J's eigenvalue by hand."""
+    a = np.exp(-dt / tau_ou)
+    q, r = sigma**2 * (1 - a * a), obs**2
+    prior = sigma**2
+    for _ in range(steps):
+        gain = prior / (prior + r)
+        post = (1 - gain) * prior
+        new = a * a * post + q
+        if abs(new - prior) <= 1e-15 * prior:
+            break
+        prior = new
+    pole = a * (1 - prior / (prior + r))
+    alpha = dt / tau
+    return (pole - (1 - alpha)) / alpha  # 1 - alpha + alpha lambda = pole
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (0.05, 0.01, 0.2, 1.0, 1.0),  # the default denoise task
+        (0.05, 0.01, 0.2, 1.0, 0.1),
+        (0.1, 0.01, 0.5, 2.0, 3.0),
+        (0.02, 0.02, 0.05, 0.5, 0.7),  # alpha = 1
+        (0.05, 0.01, 0.2, 1e-4, 1.0),  # almost no signal: the gain vanishes, the pole is a
+    ],
+)
+def test_kalman_pole_matches_a_direct_riccati_iteration(args):
+    assert th.kalman_pole(*args) == pytest.approx(riccati_pole(*args), rel=1e-9, abs=1e-12)
+    # and the Euler map of that eigenvalue is the filter's pole, inside the unit circle
+    tau, dt = args[:2]
+    pole = th.euler_map_eigenvalues(th.kalman_pole(*args), dt / tau)
+    assert 0 <= pole.real < np.exp(-dt / args[2]) + 1e-15
+
+
+def test_kalman_pole_limits_and_broadcasting():
+    # no observation noise (the track task): K = 1, pole 0, lambda = 1 - 1/alpha
+    assert th.kalman_pole(0.05, 0.01, 0.2, 1.0, 0.0) == pytest.approx(1 - 0.05 / 0.01)
+    out = th.kalman_pole(0.05, 0.01, 0.2, 1.0, np.array([0.0, 1.0, 3.0]))
+    assert out.shape == (3,) and np.all(np.diff(out) > 0)  # noisier: slower filter
+    assert np.isnan(th.kalman_pole(0.05, 0.01, 0.2, 0.0, 0.0))
+    with pytest.raises(ValueError, match="dt <= tau"):
+        th.kalman_pole(0.01, 0.05, 0.2, 1.0, 1.0)

@@ -16,6 +16,7 @@ import xarray as xr
 
 from rnnlab.analysis.report import figures as plots
 from rnnlab.analysis.report import headline as summary
+from rnnlab.analysis.report import inloop_figures, verdict
 from rnnlab.analysis.report.page import render_html
 from rnnlab.data.ri import from_ri
 from rnnlab.errors import ReportError
@@ -28,6 +29,13 @@ REQUIRED_RESULTS = tuple(
     "max_re_jac crossing_epoch bulk_radius block_J block_dJ".split()
 )
 OPTIONAL_RESULTS = ("kappa", "cluster")
+# the analyses that put the network back in the loop (rnnlab.analysis.inloop_parts)
+INLOOP_RESULTS = tuple(
+    "mse mse_se excess mse_optimal loss loss_se loss_diff_se loss_split functional_rank "
+    "functional_rank_split shuffle_loss shuffle_loss_se shuffle_lost lambda_task ladder_exact "
+    "ladder_meanfield ladder_from_rank ladder_from_rank_meanfield ladder_tol ladder_measured "
+    "n_fixed_points n_stable n_unstable fp_u1 fp_stable".split()
+)
 PNG_FIGURES = ("learning_curve", "spectrum", "outlier_re")
 PNG_DPI = 150
 MAX_FRAMES = 12
@@ -88,7 +96,8 @@ def prepare(archive: xr.Dataset, results: xr.Dataset) -> tuple[xr.Dataset, xr.Da
     optional = [n for n in ("diverged_epoch",) if n in archive.variables]
     arch = archive[[*REQUIRED_ARCHIVE, *optional]].isel(seed=pos)
     arch = arch.isel(traj_epoch=[-1])
-    keep = [n for n in REQUIRED_RESULTS + OPTIONAL_RESULTS if n in results.variables]
+    optional = OPTIONAL_RESULTS + INLOOP_RESULTS
+    keep = [n for n in REQUIRED_RESULTS + optional if n in results.variables]
     res = results[keep]
     arch, res = from_ri(arch).load(), from_ri(res).load()
     # g (the bulk radius of theory) for every seed: the archive's g, else the analysis' bulk edge
@@ -102,20 +111,22 @@ def prepare(archive: xr.Dataset, results: xr.Dataset) -> tuple[xr.Dataset, xr.Da
 def figures(archive: xr.Dataset, results: xr.Dataset) -> dict[str, object]:
     """All report figures by name (the spectrum is a HoloMap over epoch)."""
     n = archive.sizes["eig"]
-    return {
-        "learning_curve": plots.learning_curve(archive),
+    figs = {
+        "learning_curve": inloop_figures.learning_curve(archive, results),
         "trajectories": plots.trajectories(archive),
-        "spectrum": plots.spectrum(archive, results, max_frames=MAX_FRAMES),
+        "spectrum": inloop_figures.spectrum(archive, results, max_frames=MAX_FRAMES),
         "outlier_paths": plots.outlier_paths(results),
         "outlier_re": plots.outlier_re(results),
         "jacobian_re": plots.jacobian_re(results),
-        "singular_values": plots.singular_values(results),
+        "singular_values": inloop_figures.singular_values(results),
         "explained": plots.explained(results),
         "align_u": plots.alignment(results, "u", n_neuron=n, legend=False),
         "align_v": plots.alignment(results, "v", n_neuron=n),
-        "block_J": plots.block_heatmap(results, "block_J"),
-        "block_dJ": plots.block_heatmap(results, "block_dJ"),
+        "block_J": inloop_figures.block_heatmaps(results, "block_J"),
+        "block_dJ": inloop_figures.block_heatmaps(results, "block_dJ"),
     }
+    figs.update(inloop_figures.extra_figures(archive, results))
+    return figs
 
 
 def write_pngs(figs: dict[str, object], figdir: Path) -> dict[str, Path]:
@@ -124,8 +135,9 @@ def write_pngs(figs: dict[str, object], figdir: Path) -> dict[str, Path]:
     out = {}
     for name in PNG_FIGURES:
         obj = figs[name]
-        if isinstance(obj, hv.HoloMap):
-            obj = obj.last
+        if isinstance(obj, hv.HoloMap):  # the first member (if a kdim), the last epoch
+            key = obj.keys()[0][:-1] + obj.keys()[-1][-1:] if obj.ndims > 1 else obj.keys()[-1]
+            obj = obj[key]
         path = figdir / f"{name}.png"
         hv.save(obj, path, backend="matplotlib", dpi=PNG_DPI)
         out[f"figures/{name}.png"] = path
@@ -151,13 +163,15 @@ def write_report(
     outdir.mkdir(parents=True, exist_ok=True)
     title = str(archive.attrs.get("title", "rnnlab run"))
     head = summary.headline(arch, res)
+    blocks = verdict.verdict(head, res, arch)
     figs = figures(arch, res)
     written = {}
     path = outdir / "summary.md"
-    path.write_text(summary.markdown(head, title), encoding="utf-8")
+    path.write_text(summary.markdown(head, title, verdict.markdown(blocks)), encoding="utf-8")
     written["summary.md"] = path
     path = outdir / "report.html"
-    path.write_text(render_html(figs, head, dict(archive.attrs), title), encoding="utf-8")
+    page = render_html(figs, head, dict(archive.attrs), title, verdict.html_block(blocks))
+    path.write_text(page, encoding="utf-8")
     written["report.html"] = path
     if png:
         written.update(write_pngs(figs, outdir / "figures"))

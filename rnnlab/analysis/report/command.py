@@ -28,10 +28,13 @@ def analyze_archives(
     overwrite: bool = False,
     progress: bool = True,
     allow_incomplete: bool = False,
+    network: bool = True,
+    n_trials: int = 1000,
 ) -> dict[str, Path]:
     """Analyse archives (files or directories) and write report.html, summary.md, analysis.nc.
 
-    `allow_incomplete` also reads unfinished archives (up to their committed records)."""
+    `allow_incomplete` also reads unfinished archives (up to their committed records);
+    `network` adds the analyses that re-simulate the networks on `n_trials` fresh trials."""
     from rnnlab.analysis import analyze, compute, save_analysis
     from rnnlab.analysis.report.build import write_report
 
@@ -39,12 +42,17 @@ def analyze_archives(
         raise RnnlabError(f"--rank must be >= 1, got {rank}")
     if clusters < 1:
         raise RnnlabError(f"--clusters must be >= 1, got {clusters}")
+    if n_trials < 2:
+        raise RnnlabError(f"--trials must be >= 2, got {n_trials}")
     outdir = Path(outdir)
     ds = rnnlab.open_archive(archives, allow_incomplete=allow_incomplete)
     if rank > ds.sizes["neuron"]:
         raise RnnlabError(f"--rank {rank} exceeds the number of neurons {ds.sizes['neuron']}")
     check_report_dir(outdir, overwrite)
-    results = compute(analyze(ds, rank=rank, k=clusters), scheduler=scheduler, progress=progress)
+    opts = {"n_trials": n_trials} if network else False
+    results = compute(
+        analyze(ds, rank=rank, k=clusters, network=opts), scheduler=scheduler, progress=progress
+    )
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
     try:

@@ -16,7 +16,6 @@ from rnnlab.analysis.report.style import (
     KIND_COLORS,
     RE,
     SEED_COLORS,
-    bulk_g,
     circle,
     decimate,
     frame,
@@ -30,8 +29,9 @@ from rnnlab.analysis.report.style import (
 from rnnlab.data.members import member_names, member_position
 
 
-def learning_curve(archive: xr.Dataset) -> hv.Overlay:
-    """Training MSE per seed (thin), its mean (bold), the mean loss and the task optimum."""
+def learning_curve(archive: xr.Dataset, extra=(), yticks=None) -> hv.Overlay:
+    """Training MSE per seed (thin), its mean (bold), the mean loss and the task optimum (and
+    `extra` layers; `yticks` as HoloViews takes them)."""
     mse = decimate(archive["mse_curve"], "curve_epoch")
     loss = decimate(archive["loss_curve"], "curve_epoch")
     x = mse["curve_epoch"].values
@@ -64,21 +64,24 @@ def learning_curve(archive: xr.Dataset) -> hv.Overlay:
         layers.append(hline(opt, x[0], x[-1], f"optimum MSE* = {opt:.3g}", "#d62728"))
     unit = units(archive["mse_curve"])
     return frame(
-        hv.Overlay(layers),
+        hv.Overlay(layers + list(extra)),
         title="Learning curve (thin: seeds)",
         xlabel="epoch (optimizer steps)",
         ylabel=f"training MSE ({unit})",
         logy=True,
+        **({"yticks": yticks} if yticks is not None else {}),
     )
 
 
 def spectrum_frame(
-    eig, outlier, meanfield, exact, radius: float, *, title: str, lims=None
+    eig, outlier, meanfield, exact, radius: float, *, title: str, lims=None, extra=(), rank=None
 ) -> hv.Overlay:
-    """Eigenvalues of J with the bulk circle, measured outliers, predictions and the line Re = 1.
+    """Eigenvalues of J with the bulk circle (radius: the bulk edge), measured outliers,
+    predictions (of the rank-`rank` fit, when given) and the line Re = 1, then `extra` layers.
 
     `lims` = (xlim, ylim) of equal span (default: `square_limits` of this frame's points).
     """
+    fit = f" (rank-{rank} fit)" if rank else ""
     eig = np.asarray(eig)
     pts = np.concatenate([np.ravel(a) for a in (eig, outlier, meanfield, exact)])
     xlim, ylim = lims if lims is not None else square_limits(pts, radius)
@@ -92,8 +95,9 @@ def spectrum_frame(
         ),
         points(eig, "eigenvalues of J", "#777777", 5, "circle", alpha=0.6),
         points(outlier, "measured outlier", KIND_COLORS["measured"], 11, "circle"),
-        points(meanfield, "mean-field prediction", KIND_COLORS["mean-field"], 14, "x"),
-        points(exact, "exact prediction", KIND_COLORS["exact"], 12, "triangle", alpha=0.8),
+        points(meanfield, f"mean-field prediction{fit}", KIND_COLORS["mean-field"], 14, "x"),
+        points(exact, f"exact prediction{fit}", KIND_COLORS["exact"], 12, "triangle", alpha=0.8),
+        *extra,
     ]
     return frame(
         hv.Overlay(layers),
@@ -125,7 +129,7 @@ def spectrum(
     """
     i = member_position(results, seed)
     name = member_names(results)[i]
-    radius = float(bulk_g(results).isel(seed=i))
+    radius = float(results["bulk_radius"].isel(seed=i))  # the edge g (1 + 2/sqrt(N))
     eig = archive["eigvals"].isel(seed=i)
     res = results.isel(seed=i)
     epochs = frame_epochs(res["epoch"].values, max_frames)
@@ -151,7 +155,7 @@ def spectrum(
 def outlier_paths(results: xr.Dataset) -> hv.Overlay:
     """Measured outliers of every seed in the complex plane, coloured by epoch."""
     out = results["outlier"]
-    layers = [circle(float(r), label="") for r in np.unique(bulk_g(results).values)]
+    layers = [circle(float(r), label="") for r in np.unique(results["bulk_radius"].values)]
     pts = []
     for s in range(out.sizes["seed"]):
         for k in range(out.sizes["outlier"]):
@@ -162,7 +166,7 @@ def outlier_paths(results: xr.Dataset) -> hv.Overlay:
                 layers.append(style(path, color="#bbbbbb", width=1))
             pts += [(z.real[i], z.imag[i], float(out["epoch"][i])) for i in np.nonzero(ok)[0]]
     data = np.array(pts, dtype=float).reshape(-1, 3)
-    radius = float(np.max(bulk_g(results).values))
+    radius = float(np.max(results["bulk_radius"].values))
     xlim, ylim = square_limits(data[:, 0] + 1j * data[:, 1], radius)
     line = hv.Curve(([1, 1], list(ylim)), RE, IM)
     layers.append(style(line, color="#d62728", width=1.5, dash="dotted"))
@@ -184,8 +188,9 @@ def outlier_paths(results: xr.Dataset) -> hv.Overlay:
     )
 
 
-def _per_seed_slots(da: xr.DataArray, kind: str, dash: str, marker: bool):
-    """One curve of Re(outlier) vs epoch per (seed, slot); only the first one is labelled."""
+def _per_seed_slots(da: xr.DataArray, kind: str, dash: str, marker: bool, label: str = ""):
+    """One curve of Re(outlier) vs epoch per (seed, slot); only the first one is labelled
+    (`label`, default: the kind)."""
     x = da["epoch"].values
     layers, labelled = [], False
     for s in range(da.sizes["seed"]):
@@ -193,7 +198,7 @@ def _per_seed_slots(da: xr.DataArray, kind: str, dash: str, marker: bool):
             y = da.isel(seed=s, outlier=k).values.real
             if not np.isfinite(y).any():
                 continue
-            curve = hv.Curve((x, y), EPOCH, "re", label="" if labelled else kind)
+            curve = hv.Curve((x, y), EPOCH, "re", label="" if labelled else (label or kind))
             layers.append(style(curve, color=KIND_COLORS[kind], width=2, dash=dash, alpha=0.8))
             if marker:
                 pts = hv.Scatter((x, y), EPOCH, "re")
@@ -205,9 +210,11 @@ def _per_seed_slots(da: xr.DataArray, kind: str, dash: str, marker: bool):
 def outlier_re(results: xr.Dataset) -> hv.Overlay:
     """Re of measured and predicted outliers of J vs epoch, with the stability line Re λ = 1."""
     x = results["epoch"].values
+    fit = f" (rank-{results.sizes['rank']} fit)" if "rank" in results.dims else ""
     layers = _per_seed_slots(results["outlier"], "measured", "solid", True)
-    layers += _per_seed_slots(results["outlier_meanfield"], "mean-field", "dashed", False)
-    layers += _per_seed_slots(results["outlier_exact"], "exact", "dotted", False)
+    mf = results["outlier_meanfield"]
+    layers += _per_seed_slots(mf, "mean-field", "dashed", False, f"mean-field{fit}")
+    layers += _per_seed_slots(results["outlier_exact"], "exact", "dotted", False, f"exact{fit}")
     layers.append(hline(1.0, x[0], x[-1], "stability edge Re λ = 1", "#d62728", "dashdot"))
     return frame(
         hv.Overlay(layers),
@@ -235,11 +242,13 @@ def jacobian_re(results: xr.Dataset) -> hv.Overlay:
     cross = results["crossing_epoch"].values
     cross = cross[np.isfinite(cross)]
     if cross.size:
-        pts = hv.Scatter((cross, np.zeros_like(cross)), EPOCH, "re", label="crossing epoch")
+        pts = hv.Scatter(
+            (cross, np.zeros_like(cross)), EPOCH, "re", label="crossing epoch (at mean state)"
+        )
         layers.append(style(pts, color="#d62728", size=12, marker="diamond"))
     return frame(
         hv.Overlay(layers),
-        title="Leading eigenvalue of the Jacobian",
+        title="Leading eigenvalue of the Jacobian at the mean state",
         xlabel="epoch (optimizer steps)",
         ylabel="max Re λ(Jacobian) (1/τ)",
         legend="right",
@@ -247,8 +256,9 @@ def jacobian_re(results: xr.Dataset) -> hv.Overlay:
     )
 
 
-def singular_values(results: xr.Dataset, n_show: int = 20) -> hv.Overlay:
-    """Leading singular values of ΔJ at the last epoch, per seed (a scree plot, log scale)."""
+def singular_values(results: xr.Dataset, n_show: int = 20, extra=()) -> hv.Overlay:
+    """Leading singular values of ΔJ at the last epoch, per seed (a scree plot, log scale), then
+    `extra` layers (a random-matrix reference)."""
     sv = results["sv"].isel(epoch=-1)
     n = min(n_show, sv.sizes["sv"])
     idx = np.arange(1, n + 1)
@@ -262,7 +272,7 @@ def singular_values(results: xr.Dataset, n_show: int = 20) -> hv.Overlay:
     epoch = int(results["epoch"][-1])
     logy = bool(np.all(sv.values[..., :n] > 0))
     return frame(
-        hv.Overlay(layers),
+        hv.Overlay(layers + list(extra)),
         title=f"Singular values of ΔJ at epoch {epoch}",
         xlabel="index r (rank)",
         ylabel="σ_r(ΔJ) (dimensionless)",
@@ -322,19 +332,26 @@ def alignment(
     )
 
 
-def block_heatmap(results: xr.Dataset, var: str = "block_J", seed=None) -> hv.Overlay:
+def block_heatmap(
+    results: xr.Dataset, var: str = "block_J", seed=None, *, lim=None, sizes_in_title=False
+) -> hv.Overlay:
     """Cluster block means of J or ΔJ at the last epoch for one seed (default: the first member),
-    with the values printed."""
+    with the values printed. `lim`: the colour scale's half range (default: this seed's);
+    `sizes_in_title`: cluster sizes in the title rather than the tick labels (ticks then are
+    the same for every seed, as the seed selector needs)."""
     i = member_position(results, seed)
     da = results[var].isel(seed=i, epoch=-1)
     k = da.shape[0]
-    if "cluster" in results.variables:  # tick labels with the cluster sizes
+    names, note = [str(c) for c in range(k)], ""
+    if "cluster" in results.variables:  # the cluster sizes on the ticks or in the title
         sizes = np.bincount(results["cluster"].isel(seed=i).values.astype(int), minlength=k)
-        names = [f"{c} (n={sizes[c]})" for c in range(k)]
-    else:
-        names = [str(c) for c in range(k)]
+        if sizes_in_title:
+            note = f" (sizes {', '.join(str(n) for n in sizes)})"
+        else:
+            names = [f"{c} (n={sizes[c]})" for c in range(k)]
     rows = [(names[j], names[i], float(da.values[i, j])) for i in range(k) for j in range(k)]
-    lim = max(float(np.nanmax(np.abs(da.values), initial=0)), 1e-12)
+    if lim is None:
+        lim = max(float(np.nanmax(np.abs(da.values), initial=0)), 1e-12)
     kd, vd = ["cluster_pre", "cluster"], ["mean"]
     heat = hv.HeatMap(rows, kd, vd)
     for backend in ("bokeh", "matplotlib"):
@@ -351,7 +368,7 @@ def block_heatmap(results: xr.Dataset, var: str = "block_J", seed=None) -> hv.Ov
     epoch = int(results["epoch"][-1])
     return frame(
         hv.Overlay(layers),
-        title=f"Block means of {name}, {member_names(results)[i]}, epoch {epoch}",
+        title=f"Block means of {name}, {member_names(results)[i]}, epoch {epoch}{note}",
         xlabel="presynaptic cluster",
         ylabel="postsynaptic cluster",
         legend=False,

@@ -11,6 +11,7 @@ import html
 import numpy as np
 import xarray as xr
 
+from rnnlab.analysis.report import inloop_summary
 from rnnlab.data.members import drop_repeated_seed_index, member_runs
 
 # (variable, header, integer-valued) for the main table, in column order
@@ -89,12 +90,17 @@ def headline(archive: xr.Dataset, results: xr.Dataset, frac: float = 0.9) -> xr.
     )
     kappa = last["kappa"].values if "kappa" in last else np.full(out.sizes["seed"], np.nan)
     out["kappa"] = ("seed", np.asarray(kappa, float))
+    out = out.assign(inloop_summary.fields(archive, results))  # fresh trials, ladder, crossings
     out = out.astype(float)
     out.attrs.update(
         last_epoch=int(results["epoch"][-1]),
         mse_optimal=float(archive["mse_optimal"]),
         frac=frac,
+        fit_rank=int(results.sizes.get("rank", 2)),
+        n_eval_trials=int(archive.sizes.get("trial", 0)),
     )
+    if "mse" in results.variables and "n_trials" in results["mse"].attrs:
+        out.attrs["n_trials"] = int(results["mse"].attrs["n_trials"])
     return out
 
 
@@ -106,21 +112,36 @@ def fmt(x: float, integer: bool = False) -> str:
 
 
 def fmt_across(values: np.ndarray) -> str:
-    """`mean ± sd` over seeds (NaNs ignored, sd with ddof=1; sd omitted for a single value)."""
+    """`mean ± sd` over seeds (NaNs ignored, sd with ddof=1; sd omitted for a single value),
+    followed by `(n = k)` when only k of the seeds have a value."""
     v = np.asarray(values, float)
+    total = v.size
     v = v[np.isfinite(v)]
     if v.size == 0:
         return MISSING
+    note = f" (n = {v.size})" if v.size < total else ""
     if v.size == 1:
-        return f"{v[0]:.4g}"
+        return f"{v[0]:.4g}{note}"
     mean, sd = v.mean(), v.std(ddof=1)
     if sd <= 1e-9 * abs(mean):  # equal values: no rounding noise like 1e-16
         sd = 0.0
-    return f"{mean:.4g} ± {sd:.3g}"
+    return f"{mean:.4g} ± {sd:.3g}{note}"
 
 
-def _rows(seeds, columns, runs=None) -> tuple[list[str], list[list[str]]]:
-    """Header and body (one row per seed, then the across-seed row) from (values, header, int).
+def fmt_cell(values: np.ndarray, i: int, kind, summary: xr.Dataset | None = None) -> str:
+    """Entry i of a column: a number (`kind` True: an integer), or value ± SE for a kind
+    (inloop_summary.SE, name of the SE variable[, format spec])."""
+    if isinstance(kind, tuple) and kind[0] == inloop_summary.SE and summary is not None:
+        x, se = float(values[i]), float(summary[kind[1]].values[i])
+        spec, se_spec = (kind[2], kind[2].lstrip("+")) if len(kind) > 2 else (".4g", ".2g")
+        if not np.isfinite(x):
+            return MISSING
+        return f"{x:{spec}} ± {se:{se_spec}}" if np.isfinite(se) else f"{x:{spec}}"
+    return fmt(float(values[i]), kind is True)
+
+
+def _rows(seeds, columns, runs=None, summary=None) -> tuple[list[str], list[list[str]]]:
+    """Header and body (one row per seed, then the across-seed row) from (values, header, kind).
 
     With `runs` (members from several runs) a first `run` column names each row's run.
     """
@@ -129,7 +150,7 @@ def _rows(seeds, columns, runs=None) -> tuple[list[str], list[list[str]]]:
     body = [
         ([runs[i]] if runs else [])
         + [str(seed)]
-        + [fmt(float(vals[i]), integer) for vals, _, integer in columns]
+        + [fmt_cell(vals, i, kind, summary) for vals, _, kind in columns]
         for i, seed in enumerate(seeds)
     ]
     across = [ACROSS_LABEL] + [""] * (len(lead) - 1)
@@ -140,8 +161,9 @@ def _rows(seeds, columns, runs=None) -> tuple[list[str], list[list[str]]]:
 def tables(summary: xr.Dataset) -> dict[str, tuple[list[str], list[list[str]]]]:
     """The three tables: `main` numbers, alignments of u_1 (`u`) and of v_1 (`v`)."""
     seeds, runs = summary["seed"].values, member_runs(summary)
-    main = [(summary[v].values, h, i) for v, h, i in MAIN_COLUMNS]
-    out = {"main": _rows(seeds, main, runs)}
+    columns = inloop_summary.main_columns(summary, MAIN_COLUMNS)
+    main = [(summary[v].values, h, i) for v, h, i in columns]
+    out = {"main": _rows(seeds, main, runs, summary)}
     for which in ("u", "v"):
         da = summary[f"align_{which}"].transpose("seed", "vector")
         cols = [(da.values[:, j], str(vec), False) for j, vec in enumerate(da["vector"].values)]
@@ -180,21 +202,35 @@ def _md_table(header: list[str], body: list[list[str]]) -> str:
 
 
 DEFINITIONS = """\
-- **final loss / final MSE**: on the fixed evaluation trials at the last snapshot epoch.
+- **MSE ± SE (fresh trials)**: the stored network of the last snapshot re-simulated on fresh
+  trials (its seed's own stream, never a training or evaluation trial), mean and standard error
+  over the trials; **excess** = MSE − MSE*. Without it (`--no-network`): **final loss / final
+  MSE** on the archive's few fixed evaluation trials, which scatter by tens of %.
 - **R for 90% of ‖ΔJ‖²**: smallest rank whose leading singular values of ΔJ = J − J0 hold
   90% of ‖ΔJ‖²_F.
+- **functional rank**: smallest R of the evaluated ranks whose J0 + ΔJ_R (ΔJ_R: best rank-R
+  approximation) has an excess loss over the full ΔJ of at most 5% of that of R = 0 (J0 alone),
+  on the same fresh trials (Schuessler et al. 2020).
 - **m_1, m_2**: leading singular values of ΔJ (strengths of the rank-1 terms m_r u_r v_rᵀ).
 - **κ**: shrinkage −⟨ΔJ, J0⟩/‖J0‖²_F (how much training scales the random bulk down).
-- **outliers**: eigenvalues of J outside the bulk edge (radius g).
-- **Re λ_out**: largest real part among the outliers: measured, predicted by the mean-field
-  overlap matrix of the low-rank fit, and by the exact determinant lemma on J0.
-- **crossing epoch**: epoch at which max Re λ of the Jacobian crosses 0 (– if never).
+- **outliers**: eigenvalues of J outside the bulk edge |λ| > g (1 + 2/√N) (the finite-N edge
+  the outlier rule uses), at epoch 0 and at the last epoch.
+- **Re λ_out**: largest real part among the outliers: measured, and predicted from the rank-R
+  fit of ΔJ (R as labelled) by the mean-field overlap matrix and by the exact determinant lemma
+  on J0. **J0 + ΔJ_R reproduces λ_out from R**: the outlier ladder, the smallest R from which an
+  eigenvalue of J0 + ΔJ_R lies within the outlier's finite-N spread.
+- **crossing epoch (Jacobian at origin)**: epoch at which max Re λ of −I + J (φ'(0) = 1), i.e.
+  max Re λ(J) − 1, crosses 0 upward, from the snapshot spectra (– if never).
+  **crossing epoch (Jacobian at mean state)**: the same for −I + J diag(φ'(h̄)) at the
+  trials' mean state h̄.
 - **alignment**: |cos| between u_1 (v_1) and each task vector; chance ≈ √(2/(πN)).
-- Across seeds: mean ± sample sd (ddof = 1), ignoring missing values."""
+- Across seeds: mean ± sample sd (ddof = 1), ignoring missing values; (n = k) when only k
+  seeds have a value."""
 
 
-def markdown(summary: xr.Dataset, title: str = "rnnlab run") -> str:
-    """summary.md: the headline tables in markdown, with a definitions list."""
+def markdown(summary: xr.Dataset, title: str = "rnnlab run", verdict: str = "") -> str:
+    """summary.md: the verdict (markdown, when given), the headline tables in markdown, with a
+    definitions list."""
     t = tables(summary)
     opt = summary.attrs["mse_optimal"]
     parts = [
@@ -203,6 +239,7 @@ def markdown(summary: xr.Dataset, title: str = "rnnlab run") -> str:
         f"Last epoch: {summary.attrs['last_epoch']}. "
         f"Task optimum MSE* = {fmt(opt)}.",
         diverged_note(summary),
+        *([verdict] if verdict else []),
         "## Headline numbers per seed",
         _md_table(*t["main"]),
         "## Alignment |cos| of u_1 with the task vectors",

@@ -3,8 +3,9 @@
 The page is plain bokeh (`file_html` with inline resources), not panel: panel's saved pages link
 CSS, icons and an ES-module shim from cdn.holoviz.org (or a relative static/ path) and render
 incompletely offline. A HoloMap is embedded by updating HoloViews' bokeh plot to every frame,
-capturing each frame's data sources, and swapping them from a bokeh slider (a small CustomJS
-callback), so the page needs no server and makes no network request.
+capturing each frame's data sources, and swapping them from a bokeh slider or select (a small
+CustomJS callback, rnnlab.analysis.report.widgets), so the page needs no server and makes no
+network request.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ from __future__ import annotations
 import html
 
 import holoviews as hv
-import numpy as np
 import xarray as xr
 from bokeh.core.validation import silence
 from bokeh.core.validation.warnings import FIXED_SIZING_MODE
 from bokeh.embed import file_html
-from bokeh.layouts import column
-from bokeh.models import Column, ColumnDataSource, CustomJS, CustomJSTickFormatter, Slider
 from bokeh.resources import Resources
 
 from rnnlab.analysis.report import headline as summary
+from rnnlab.analysis.report.inloop_figures import INLOOP_SECTION
+from rnnlab.analysis.report.widgets import embed_holomap
 
 
 class OfflineResources(Resources):
@@ -46,21 +46,24 @@ SECTIONS = [
     (
         "Learning",
         ["learning_curve", "trajectories"],
-        "Training MSE per seed (thin) and its mean (bold) against the task optimum; one "
-        "evaluation trial of the trained network against its target.",
+        "Training MSE per seed (thin) and its mean (bold) against the task optimum, with the "
+        "last snapshot's MSE ± SE on fresh trials (error bars); one evaluation trial of the "
+        "trained network against its target.",
     ),
     (
         "Spectrum of J",
         ["spectrum", "outlier_paths"],
-        "Eigenvalues of J with the bulk edge |λ| = g and the outliers predicted from the low-rank "
-        "fit of ΔJ (mean-field overlap matrix; exact determinant lemma on J0). Move the slider to "
-        "watch the outlier leave the bulk. Right: outliers of all seeds, coloured by epoch.",
+        "Eigenvalues of J with the bulk edge |λ| = g (1 + 2/√N) (the finite-N edge the outlier "
+        "rule uses) and the outliers predicted from the rank-R fit of ΔJ (mean-field overlap "
+        "matrix; exact determinant lemma on J0). Pick a seed and move the slider to watch the "
+        "outlier leave the bulk. Right: outliers of all seeds, coloured by epoch.",
     ),
     (
         "Stability",
         ["outlier_re", "jacobian_re"],
-        "Re λ_out of J against the stability edge Re λ = 1, and the leading eigenvalue of the "
-        "Jacobian against Re λ = 0 (diamonds: crossing epochs).",
+        "Re λ_out of J against the stability edge Re λ = 1 (at the origin the Jacobian is −I + J),"
+        " and the leading eigenvalue of the Jacobian at the mean state against Re λ = 0 "
+        "(diamonds: crossing epochs (Jacobian at mean state)).",
     ),
     (
         "Low-rank structure of ΔJ = J − J0",
@@ -77,8 +80,10 @@ SECTIONS = [
     (
         "Cluster structure",
         ["block_J", "block_dJ"],
-        "Mean of J and of ΔJ within and between the clusters of neurons, at the last epoch.",
+        "Mean of J and of ΔJ within and between the clusters of neurons, at the last epoch "
+        "(pick a seed; one colour scale for all seeds).",
     ),
+    INLOOP_SECTION,
 ]
 
 
@@ -86,41 +91,6 @@ def _tidy(fig) -> None:
     """Hide the toolbar until hover and drop its logo (cleaner for slides)."""
     fig.toolbar.logo = None
     fig.toolbar.autohide = True
-
-
-def embed_holomap(hmap: hv.HoloMap, name: str) -> Column:
-    """Bokeh figure + slider for a HoloMap: every frame's data is captured and embedded."""
-    plot = hv.renderer("bokeh").get_plot(hmap)
-    fig = plot.state
-    fig.output_backend = "canvas"
-    _tidy(fig)
-    sources = list(fig.select({"type": ColumnDataSource}))
-    frames, titles = [], []
-    for i in range(len(plot.keys)):
-        plot.update(i)
-        frames.append([{k: np.array(v) for k, v in s.data.items()} for s in sources])
-        titles.append(fig.title.text)
-    epochs = [int(k[0]) for k in plot.keys]
-    last = len(epochs) - 1
-    fmt = CustomJSTickFormatter(args={"epochs": epochs}, code="return epochs[Math.round(tick)]")
-    slider = Slider(
-        start=0,
-        end=max(last, 1),
-        value=last,
-        step=1,
-        title="epoch",
-        format=fmt,
-        width=fig.width,
-        disabled=last == 0,
-    )
-    code = """
-        const i = Math.round(cb_obj.value);
-        for (let k = 0; k < sources.length; k++) { sources[k].data = frames[i][k]; }
-        fig.title.text = titles[i];
-    """
-    args = {"sources": sources, "frames": frames, "titles": titles, "fig": fig}
-    slider.js_on_change("value", CustomJS(args=args, code=code))
-    return column(fig, slider, name=name)
 
 
 def _bokeh_roots(figs: dict[str, object]) -> list:
@@ -152,6 +122,8 @@ table.headline th { white-space: normal; max-width: 7.5em; vertical-align: botto
 table.headline th { background: #f3f4f6; border-bottom: 2px solid #bbb; }
 table.headline tr.across td { font-weight: 600; border-top: 2px solid #bbb; }
 details { margin: 0.6em 0; } pre { background: #f6f6f6; padding: 8px; overflow-x: auto; }
+dl.verdict { max-width: 1100px; margin: 0.4em 0 0.8em; } dl.verdict dt { font-weight: 600;
+       margin-top: 0.45em; } dl.verdict dd { margin: 0.1em 0 0 1.2em; color: #333; }
 """
 
 TEMPLATE = """
@@ -159,6 +131,7 @@ TEMPLATE = """
 {% block contents %}
 <h1>{{ heading }}</h1>
 <p class="meta">{{ meta }}</p>
+{{ verdict }}
 <h2>Headline numbers (last epoch {{ last_epoch }})</h2>
 <div class="scroll">{{ headline }}</div>
 <details><summary>Alignments of u_1 and v_1 with the task vectors</summary>
@@ -182,8 +155,11 @@ def _provenance(attrs: dict) -> str:
     return html.escape("\n".join(lines))
 
 
-def render_html(figs: dict[str, object], head: xr.Dataset, attrs: dict, title: str) -> str:
-    """The page: headline tables of `head` on top, then SECTIONS of `figs` (name -> hv object)."""
+def render_html(
+    figs: dict[str, object], head: xr.Dataset, attrs: dict, title: str, verdict: str = ""
+) -> str:
+    """The page: the verdict (HTML) and headline tables of `head` on top, then SECTIONS of
+    `figs` (name -> hv object; plots not in `figs` and empty sections are left out)."""
     t = summary.tables(head)
     opt = summary.fmt(head.attrs["mse_optimal"])
     meta = (
@@ -193,7 +169,11 @@ def render_html(figs: dict[str, object], head: xr.Dataset, attrs: dict, title: s
         + (f" · created {attrs['created']}" if "created" in attrs else "")
         + f" · {summary.diverged_note(head)}"
     )
-    sections = [{"title": s, "plots": p, "note": n} for s, p, n in SECTIONS]
+    sections = [
+        {"title": s, "plots": [x for x in p if x in figs], "note": n}
+        for s, p, n in SECTIONS
+        if any(x in figs for x in p)
+    ]
     variables = {
         "css": CSS,
         "heading": html.escape(f"rnnlab report: {title}"),
@@ -203,6 +183,7 @@ def render_html(figs: dict[str, object], head: xr.Dataset, attrs: dict, title: s
         "align_u": "<p>u_1</p>" + summary.html_table(*t["u"]),
         "align_v": "<p>v_1</p>" + summary.html_table(*t["v"]),
         "sections": sections,
+        "verdict": verdict,
         "provenance": _provenance(attrs),
     }
     roots = _bokeh_roots(figs)

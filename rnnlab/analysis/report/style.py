@@ -91,7 +91,12 @@ def frame(
     `size` is the (width, height) of the data frame in pixels, so legends and colour bars
     placed outside do not shrink it; `equal` makes a square frame of side size[1].
     """
-    common = dict(title=title, xlabel=xlabel, ylabel=ylabel, logy=logy, show_grid=True, **extra)
+    # legend_limit: HoloViews hides a legend once an overlay has more than 25 glyphs (the
+    # stability panel draws one curve per seed and outlier slot)
+    common = dict(
+        title=title, xlabel=xlabel, ylabel=ylabel, logy=logy, show_grid=True, legend_limit=1000
+    )
+    common.update(extra)
     if legend:
         common["legend_position"] = legend
     else:
@@ -133,8 +138,9 @@ def hline(y: float, x0: float, x1: float, label: str, color: str, dash: str = "d
     return style(hv.Curve(([x0, x1], [y, y]), label=label), color=color, width=1.5, dash=dash)
 
 
-def circle(radius: float, label: str = "bulk edge |λ| = g") -> hv.Curve:
-    """The circle |λ| = radius in the complex plane (dashed grey)."""
+def circle(radius: float, label: str = "bulk edge g(1 + 2/√N)") -> hv.Curve:
+    """The circle |λ| = radius in the complex plane (dashed grey); drawn at the bulk edge of the
+    outlier rule, g (1 + 2/sqrt(N)) (the analysis' `bulk_radius`)."""
     t = np.linspace(0, 2 * np.pi, 181)
     path = hv.Curve((radius * np.cos(t), radius * np.sin(t)), RE, IM, label=label)
     return style(path, color="#888888", width=1.5, dash="dashed")

@@ -1,0 +1,140 @@
+"""Offline widgets for HoloMaps in report.html: an epoch slider and a member (seed) selector.
+
+HoloViews' bokeh plot of the HoloMap is updated to every frame and each frame's data sources
+and title are captured; a bokeh `Slider` (for a kdim named `epoch`) and a `Select` (any other
+kdim, e.g. the seed) swap them with one small `CustomJS` callback. No server, no request.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import holoviews as hv
+import numpy as np
+from bokeh.layouts import column, row
+from bokeh.models import Column, ColumnDataSource, CustomJS, CustomJSTickFormatter, Select, Slider
+
+__all__ = ["embed_holomap"]
+
+CODE = """
+    let i = 0;
+    for (let d = 0; d < widgets.length; d++) {
+        const w = widgets[d];
+        const k = w.options !== undefined ? w.options.indexOf(w.value) : Math.round(w.value);
+        i = i * sizes[d] + k;
+    }
+    const f = index[i];
+    if (f < 0) { return; }
+    for (let k = 0; k < sources.length; k++) { sources[k].data = frames[f][k]; }
+    fig.title.text = titles[f];
+"""
+
+
+def _tidy(fig) -> None:
+    fig.toolbar.logo = None
+    fig.toolbar.autohide = True
+
+
+def _fast_frames(hmap: hv.HoloMap, keys: list, plot) -> list | None:
+    """Each frame's source data read straight from its elements (dimension values), when every
+    source column of the plotted frame is a dimension of its element and every frame has the
+    same layers; None otherwise. Plotting every frame through HoloViews instead recomputes the
+    ranges over all frames at each one (minutes for 50 frames)."""
+    subplots = list(getattr(plot, "subplots", {}).values()) or [plot]
+    first = hmap[keys[0]]
+    layers = list(first.values()) if isinstance(first, hv.Overlay) else [first]
+    if len(subplots) != len(layers):
+        return None
+    sources, columns = [], []
+    for sp, el in zip(subplots, layers, strict=True):
+        src = sp.handles.get("source")
+        if src is None or any(el.get_dimension(c) is None for c in src.data):
+            return None
+        sources.append(src)
+        columns.append(list(src.data))
+    frames = []
+    for key in keys:
+        obj = hmap[key]
+        els = list(obj.values()) if isinstance(obj, hv.Overlay) else [obj]
+        if len(els) != len(layers) or any(
+            type(a) is not type(b) for a, b in zip(els, layers, strict=True)
+        ):
+            return None
+        frames.append(
+            [
+                {c: np.asarray(el.dimension_values(c)) for c in cols}
+                for el, cols in zip(els, columns, strict=True)
+            ]
+        )
+    return sources, frames
+
+
+def embed_holomap(hmap: hv.HoloMap, name: str) -> Column:
+    """Bokeh figure with one widget per kdim of `hmap` (epoch: slider at the last value; other
+    kdims: a select at the first value); every frame's data is captured and embedded."""
+    raw_keys = list(hmap.keys())
+    keys = [tuple(k) if isinstance(k, tuple) else (k,) for k in raw_keys]
+    values = [list(dict.fromkeys(k[d] for k in keys)) for d in range(len(hmap.kdims))]
+    sizes = [len(v) for v in values]
+    position = {k: i for i, k in enumerate(keys)}
+    # fast: plot one frame (it carries the HoloMap's options) and read every frame's data
+    plot = hv.renderer("bokeh").get_plot(hmap.clone({raw_keys[0]: hmap[raw_keys[0]]}))
+    fast = _fast_frames(hmap, raw_keys, plot)
+    if fast is not None:
+        sources, frames = fast
+        titles = [str(hmap[k].opts.get().kwargs.get("title", "")) for k in raw_keys]
+        fig = plot.state
+    else:  # slow: HoloViews updates its plot of the whole HoloMap to every frame
+        plot = hv.renderer("bokeh").get_plot(hmap)
+        fig = plot.state
+        sources = list(fig.select({"type": ColumnDataSource}))
+        frames, titles = [], []
+        for i in range(len(keys)):
+            plot.update(i)
+            frames.append([{k: np.array(v) for k, v in s.data.items()} for s in sources])
+            titles.append(fig.title.text)
+    fig.output_backend = "canvas"
+    _tidy(fig)
+    # frame of every combination of widget values (-1: that combination has no frame)
+    index = [position.get(combo, -1) for combo in itertools.product(*values)]
+    widgets = []
+    for d, kdim in enumerate(hmap.kdims):
+        vals = values[d]
+        if kdim.name == "epoch":
+            last = len(vals) - 1
+            fmt = CustomJSTickFormatter(
+                args={"epochs": [int(v) for v in vals]}, code="return epochs[Math.round(tick)]"
+            )
+            widgets.append(
+                Slider(
+                    start=0,
+                    end=max(last, 1),
+                    value=last,
+                    step=1,
+                    title="epoch",
+                    format=fmt,
+                    width=fig.width,
+                    disabled=last == 0,
+                )  # fmt: skip
+            )
+        else:
+            opts = [str(v) for v in vals]
+            widgets.append(Select(title=kdim.label, value=opts[0], options=opts, width=180))
+    # show the frame the widgets start at (last epoch, first member)
+    start = 0
+    for d, w in enumerate(widgets):
+        k = w.options.index(w.value) if isinstance(w, Select) else int(w.value)
+        start = start * sizes[d] + k
+    if index[start] >= 0:
+        for s, data in zip(sources, frames[index[start]], strict=True):
+            s.data = data
+        fig.title.text = titles[index[start]]
+    args = {"sources": sources, "frames": frames, "titles": titles, "fig": fig,
+            "widgets": widgets, "sizes": sizes, "index": index}  # fmt: skip
+    callback = CustomJS(args=args, code=CODE)
+    for w in widgets:
+        w.js_on_change("value", callback)
+    selects = [w for w in widgets if isinstance(w, Select)]
+    sliders = [w for w in widgets if not isinstance(w, Select)]
+    parts = ([row(*selects)] if selects else []) + [fig] + sliders
+    return column(*parts, name=name)
