@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.config import Config, config_from_toml
+from rnnlab.config import Config, config_from_toml, sweep_points
 from rnnlab.data.paths import (
     OutputLock,
     check_disk_space,
@@ -28,8 +28,9 @@ from rnnlab.data.paths import (
     lock_holder,
     partial_path,
 )
+from rnnlab.data.schema import SWEEP_ATTRS
 from rnnlab.data.writer import ArchiveWriter, Layout
-from rnnlab.errors import ArchiveError, RunStopped
+from rnnlab.errors import ArchiveError, ConfigError, RunStopped
 from rnnlab.network.tasks import kalman_optimal_mse
 from rnnlab.training.monitor import OutlierRecorder
 from rnnlab.training.recording import Recorder
@@ -71,8 +72,16 @@ def run(
     overwrite: bool = False,
     progress: bool = True,
     command: str | None = None,
+    attrs: dict[str, str] | None = None,
 ) -> Path:
-    """Train `cfg` and write its archive; nothing is created until every check has passed."""
+    """Train `cfg` and write its archive; nothing is created until every check has passed.
+
+    `attrs`: more global attributes of the archive (a sweep point's: rnnlab.data.grid)."""
+    if cfg.sweep:
+        raise ConfigError(
+            f"the config has a [sweep] section ({len(sweep_points(cfg))} points): run it with "
+            "`rnnlab sweep CONFIG -o DIR`, or remove the section to run the base config"
+        )
     path = check_output_path(Path(output) if output is not None else default_output(cfg), overwrite)
     check_resources(cfg)  # memory: before anything is built
     check_space(cfg, path)
@@ -83,7 +92,9 @@ def run(
             partial_path(path).unlink(missing_ok=True)
             checkpoint_path(path).unlink(missing_ok=True)
         trainer = Trainer(cfg, progress=progress, tracker_factory=OutlierRecorder.for_trainer)
-        writer = ArchiveWriter(path, cfg, command=command, run_id=uuid.uuid4().hex)
+        writer = ArchiveWriter(
+            path, cfg, command=command, run_id=uuid.uuid4().hex, attrs=attrs
+        )
         recorder = Recorder(writer)
         recorder.open(_static(cfg, trainer))
         return _train(trainer, recorder)
@@ -110,7 +121,11 @@ def resume(path: str | Path, *, progress: bool = True) -> Path:
     with OutputLock(final):
         trainer = Trainer(cfg, progress=progress, tracker_factory=OutlierRecorder.for_trainer)
         writer = ArchiveWriter(
-            final, cfg, command=str(attrs.get("command", "")), run_id=str(attrs.get("run_id", ""))
+            final,
+            cfg,
+            command=str(attrs.get("command", "")),
+            run_id=str(attrs.get("run_id", "")),
+            attrs={k: str(attrs[k]) for k in SWEEP_ATTRS if k in attrs},  # kept if started over
         )
         recorder = Recorder(writer)
         static = _static(cfg, trainer)
@@ -151,11 +166,26 @@ def _partial_attrs(partial: Path) -> dict[str, Any]:
     return attrs
 
 
+_ACTIVE: set[Trainer] = set()  # trainers of this process's runs, for request_stop
+
+
+def request_stop(signum: int = signal.SIGTERM) -> int:
+    """Ask every run of this process to stop after its current epoch, as SIGTERM does in the
+    main thread (a sweep's worker trains in other threads); returns how many were asked."""
+    trainers = list(_ACTIVE)
+    for trainer in trainers:
+        trainer.stop_signal = signum
+    return len(trainers)
+
+
 def _train(trainer: Trainer, recorder: Recorder) -> Path:
     """Train with the recorder attached; finish the archive, or keep it resumable on a stop."""
     trainer.recorder = recorder
     epochs = trainer.cfg.train.epochs
-    with stop_on_signals(trainer):  # through close: a stop asked for while it finishes is moot
+    _ACTIVE.add(trainer)
+    with contextlib.ExitStack() as stack, stop_on_signals(trainer):
+        # through close: a stop asked for while it finishes is moot
+        stack.callback(_ACTIVE.discard, trainer)
         try:
             trainer.run()
         except StopRequested as stop:

@@ -193,8 +193,9 @@ DEFINITIONS = """\
 - Across seeds: mean ± sample sd (ddof = 1), ignoring missing values."""
 
 
-def markdown(summary: xr.Dataset, title: str = "rnnlab run") -> str:
-    """summary.md: the headline tables in markdown, with a definitions list."""
+def markdown(summary: xr.Dataset, title: str = "rnnlab run", before: str = "") -> str:
+    """summary.md: the headline tables in markdown, with a definitions list; `before`: markdown
+    put ahead of the per-seed tables (a sweep's phase table)."""
     t = tables(summary)
     opt = summary.attrs["mse_optimal"]
     parts = [
@@ -203,6 +204,7 @@ def markdown(summary: xr.Dataset, title: str = "rnnlab run") -> str:
         f"Last epoch: {summary.attrs['last_epoch']}. "
         f"Task optimum MSE* = {fmt(opt)}.",
         diverged_note(summary),
+        *([before] if before else []),
         "## Headline numbers per seed",
         _md_table(*t["main"]),
         "## Alignment |cos| of u_1 with the task vectors",

@@ -166,6 +166,7 @@ TEMPLATE = """
 {% for sec in sections %}
 <h2>{{ sec.title }}</h2>
 <p class="note">{{ sec.note }}</p>
+{% if sec.html %}<div class="scroll">{{ sec.html }}</div>{% endif %}
 <div class="plots">{% for name in sec.plots %}<div>{{ embed(roots[name]) }}</div>{% endfor %}</div>
 {% endfor %}
 <h2>Provenance</h2>
@@ -182,8 +183,16 @@ def _provenance(attrs: dict) -> str:
     return html.escape("\n".join(lines))
 
 
-def render_html(figs: dict[str, object], head: xr.Dataset, attrs: dict, title: str) -> str:
-    """The page: headline tables of `head` on top, then SECTIONS of `figs` (name -> hv object)."""
+def render_html(
+    figs: dict[str, object],
+    head: xr.Dataset,
+    attrs: dict,
+    title: str,
+    extra: list[dict] | None = None,
+) -> str:
+    """The page: headline tables of `head` on top, then the `extra` sections (dicts of title,
+    note, plots and an optional html table: a sweep's phase diagram), then SECTIONS of `figs`
+    (name -> hv object)."""
     t = summary.tables(head)
     opt = summary.fmt(head.attrs["mse_optimal"])
     meta = (
@@ -193,7 +202,7 @@ def render_html(figs: dict[str, object], head: xr.Dataset, attrs: dict, title: s
         + (f" · created {attrs['created']}" if "created" in attrs else "")
         + f" · {summary.diverged_note(head)}"
     )
-    sections = [{"title": s, "plots": p, "note": n} for s, p, n in SECTIONS]
+    sections = [*(extra or []), *({"title": s, "plots": p, "note": n} for s, p, n in SECTIONS)]
     variables = {
         "css": CSS,
         "heading": html.escape(f"rnnlab report: {title}"),
