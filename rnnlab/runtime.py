@@ -29,6 +29,7 @@ import atexit
 import contextlib
 import ctypes
 import gc
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -152,12 +153,17 @@ def _setup_plugin_class() -> type:
 
         name = "rnnlab-worker-setup"
 
-        def __init__(self, gpus: list[str] | None = None, local: bool = False):
+        def __init__(
+            self, gpus: list[str] | None = None, local: bool = False, quiet_failures: bool = False
+        ):
             self.gpus = list(gpus or [])
             self.local = local
+            self.quiet_failures = quiet_failures
 
         def setup(self, worker: Any) -> None:
             atexit.register(gc.freeze)  # skip the final collection of a big heap (see above)
+            if self.quiet_failures:  # the client reports each failed task in one line
+                logging.getLogger("distributed.worker").addFilter(_no_compute_failed)
             if self.local:
                 with contextlib.suppress(ValueError):  # (only possible in the main thread)
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -166,6 +172,11 @@ def _setup_plugin_class() -> type:
                 os.environ["CUDA_VISIBLE_DEVICES"] = gpu
 
     return WorkerSetupPlugin
+
+
+def _no_compute_failed(record: logging.LogRecord) -> bool:
+    """A logging filter dropping distributed's "Compute Failed" task tracebacks."""
+    return not str(record.msg).startswith("Compute Failed")
 
 
 def worker_number(worker: Any) -> int:
@@ -218,6 +229,7 @@ def make_client(
     chunk_cache: int = CHUNK_CACHE_BYTES,
     resources: dict[str, float] | None = None,
     gpus: list[str] | None = None,
+    quiet_failures: bool = False,
     **kwargs: Any,
 ):
     """A distributed Client: None/"local" -> LocalCluster (worker processes), "slurm" ->
@@ -227,7 +239,8 @@ def make_client(
     too). `resources` ({"GPU": 1}): what each worker of a local cluster offers (dask worker
     resources), and on SLURM what each worker is started with; a scheduler at an address has
     its own workers. `gpus` (local cluster): worker k sees only gpus[k % len(gpus)] (default:
-    every visible GPU when `resources` has "GPU").
+    every visible GPU when `resources` has "GPU"). `quiet_failures`: workers do not log the
+    traceback of a failed task (for callers that report failures themselves).
     """
     from distributed import Client, LocalCluster
 
@@ -265,5 +278,6 @@ def make_client(
     register_chunk_cache(client, chunk_cache)
     plugin = _setup_plugin_class()
     local = address in (None, "local")
-    client.register_plugin(plugin(gpus if local else None, local), name=plugin.name)
+    setup = plugin(gpus if local else None, local, quiet_failures)
+    client.register_plugin(setup, name=plugin.name)
     return client

@@ -296,7 +296,9 @@ def _client(scheduler: str | None, n_workers: int, resources, options: dict[str,
 
     address = None if scheduler in (None, "local") else scheduler
     try:
-        return make_client(address, n_workers=n_workers, resources=resources, **options)
+        return make_client(
+            address, n_workers=n_workers, resources=resources, quiet_failures=True, **options
+        )
     except OSError as exc:  # an address nobody answers: one line
         raise RnnlabError(f"cannot reach the dask scheduler {scheduler}: {exc}") from None
 
@@ -346,7 +348,8 @@ def _submit_all(client, todo, n, overwrite, command, resources, retries, progres
                 done.append(Path(future.result()[0]))
             except Exception as exc:  # noqa: BLE001 (reported with its point; others go on)
                 failed.append(p.label)
-                line = f"rnnlab: sweep point {p.index + 1}/{n} failed ({p.label}): "
+                tries = f" after {retries + 1} attempts" if retries else ""
+                line = f"rnnlab: sweep point {p.index + 1}/{n} failed{tries} ({p.label}): "
                 (bar.write if progress else say)(line + error_line(exc))
             bar.update(1)
     except BaseException:  # Ctrl-C, SIGTERM: the runs commit, checkpoint and stop
