@@ -68,7 +68,8 @@ def phase_data(archive: xr.Dataset, results: xr.Dataset) -> xr.Dataset:
             "crossing_epoch": results["crossing_epoch"].load(),
         }
     ).reset_coords(drop=True)
-    out = out.assign_coords({d: results[d].values for d in dims}).transpose(*dims, "seed")
+    out = xr.merge(xr.broadcast(*out.data_vars.values()))  # every metric on the whole grid
+    out = out.assign_coords({d: results[d].values for d in dims}).transpose(*dims, "seed", ...)
     out.attrs.update(
         dims=dims,
         ratio=known,
