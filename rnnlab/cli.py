@@ -82,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="local (LocalCluster of one-thread processes), slurm (dask-jobqueue), or a "
         "scheduler address tcp://HOST:PORT",
     )
-    sweep.add_argument("--workers", type=int, default=2, help="workers of a local/SLURM cluster")
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        help="workers of a local/SLURM cluster (default 2; a local cluster with --resources GPU=1:"
+        " one per visible GPU)",
+    )
     sweep.add_argument(
         "--resources",
         metavar="NAME=AMOUNT,...",
@@ -260,9 +265,16 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
 
         print(to_toml(load_config(args.config, args.overrides, args.grid)), end="")
         return 0
-    if args.workers < 1:
-        raise RnnlabError(f"--workers must be >= 1, got {args.workers}")
     resources = parse_resources(args.resources) if args.resources else None
+    workers = args.workers
+    if workers is None:
+        workers = 2
+        if resources and "GPU" in resources and args.scheduler == "local":
+            from rnnlab.runtime import visible_gpus
+
+            workers = max(1, len(visible_gpus()) // max(1, int(resources["GPU"])))
+    if workers < 1:
+        raise RnnlabError(f"--workers must be >= 1, got {workers}")
     options = parse_options(args.slurm, "--slurm")
     if options and args.scheduler != "slurm":
         raise RnnlabError("--slurm options need --scheduler slurm")
@@ -274,7 +286,7 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
         args.grid,
         args.output,
         scheduler=args.scheduler,
-        n_workers=args.workers,
+        n_workers=workers,
         overwrite=args.overwrite,
         progress=not args.quiet,
         command=command_line(argv),
@@ -311,9 +323,11 @@ def parse_options(items: list[str], flag: str) -> dict[str, object]:
         if not sep or not key.strip().isidentifier():
             raise RnnlabError(f"{flag} expects KEY=VALUE, got '{item}'")
         try:
-            out[key.strip()] = tomllib.loads(f"v = {text.strip()}")["v"]
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError:
-            out[key.strip()] = text.strip()
+            value = text.strip()
+        plain = isinstance(value, str | int | float | bool | list)
+        out[key.strip()] = value if plain else text.strip()  # 02:00:00 stays text, not a time
     return out
 
 

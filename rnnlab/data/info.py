@@ -12,7 +12,8 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from rnnlab.config import config_from_toml
+from rnnlab.config import config_from_toml, toml_value
+from rnnlab.data.grid import read_point
 from rnnlab.data.paths import human_bytes
 from rnnlab.data.reader import check_archive
 from rnnlab.errors import ArchiveError
@@ -45,6 +46,10 @@ def describe(path: Path) -> str:
             f"b={m.b} m={m.lowrank.m} task={t.kind} epochs={tr.epochs} "
             f"optimizer={tr.optimizer} lr={tr.lr}"
         )
+        point = read_point(attrs)
+        if point is not None:
+            values = " ".join(f"{k}={toml_value(v)}" for k, v in point.items())
+            lines.append(f"sweep point: {values} (sweep {attrs['sweep_id']})")
         if ds.sizes.get("epoch", 0):
             last = int(ds["epoch"].values[-1])
             optimum = float(ds["mse_optimal"].values)
