@@ -301,6 +301,11 @@ def _client(scheduler: str | None, n_workers: int, resources, options: dict[str,
         )
     except OSError as exc:  # an address nobody answers: one line
         raise RnnlabError(f"cannot reach the dask scheduler {scheduler}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # SLURMCluster's own checks (memory, a bad option)
+        if scheduler != "slurm":
+            raise
+        line = error_line(exc).replace("``", "'")
+        raise RnnlabError(f"cannot start the SLURM cluster ({line}); see --slurm") from None
 
 
 def _check_resources(client: Any, scheduler: str | None, resources: dict[str, float] | None):

@@ -156,3 +156,64 @@ def test_a_killed_worker_does_not_lose_its_point(cluster, tmp_path):
     attrs = check_archive(final)
     assert attrs["run_id"] == run_id  # resumed from its checkpoint, not started over
     assert not partial_path(final).exists()
+
+
+FAKE_SBATCH = """#!/bin/sh
+# sbatch: run the job script here, in its own process group (the job id), and say so like SLURM
+job="$FAKE_SLURM_DIR/job$$"
+cp "$1" "$job.sh"
+setsid sh "$job.sh" > "$job.log" 2>&1 < /dev/null &
+echo "Submitted batch job $!"
+"""
+FAKE_SCANCEL = """#!/bin/sh
+kill -TERM -- "-$1" 2>/dev/null
+exit 0
+"""
+
+
+def test_sweep_on_slurm_through_dask_jobqueue(tmp_path):
+    """`--scheduler slurm` with `sbatch`/`scancel` stand-ins that start the job scripts on this
+    machine: dask-jobqueue submits one job per worker (with the points' resources), the sweep
+    runs on them and cancels them at the end."""
+    pytest.importorskip("dask_jobqueue")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("scancel", FAKE_SCANCEL)):
+        (fake / name).write_text(text)
+        (fake / name).chmod(0o755)
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "FAKE_SLURM_DIR": str(jobs)}
+    config = sweep_toml(tmp_path / "s.toml", ["model.g=0.5,1.5"])
+    out = tmp_path / "runs"
+    status, stdout, stderr = run_cli(
+        "sweep", str(config), "-o", str(out), "--scheduler", "slurm", "--workers", "2",
+        "--resources", "GPU=1", "--slurm", "cores=1", "--slurm", "memory=2GB",
+        "--slurm", "walltime=00:10:00", "--slurm", f"local_directory={tmp_path}",
+        env=env,
+    )  # fmt: skip
+    assert status == 0, stderr
+    assert stdout == f"wrote 2 archives to {out}\n"
+    for path in sorted(out.iterdir()):
+        check_archive(path)
+    scripts = sorted(jobs.glob("*.sh"))
+    assert len(scripts) == 2
+    text = scripts[0].read_text()
+    assert "#SBATCH -t 00:10:00" in text and "--resources GPU=1" in text
+    assert "distributed.cli.dask_worker" in text
+
+
+def test_slurm_cluster_options_are_checked_in_one_line(tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    config = sweep_toml(tmp_path / "s.toml", ["model.g=0.5,1.5"])
+    for extra, needle in [
+        ([], "You must specify how much cores and memory"),
+        (["--slurm", "cores=1", "--slurm", "memory=1GB", "--slurm", "bogus=3"], "'bogus'"),
+    ]:
+        status, _, stderr = run_cli(
+            "sweep", str(config), "-o", str(tmp_path / "runs"), "--scheduler", "slurm", *extra
+        )
+        last = stderr.strip().splitlines()[-1]
+        assert status == 2 and last.startswith("rnnlab: error: cannot start the SLURM cluster")
+        assert needle in last
+    assert not (tmp_path / "runs").exists()
