@@ -171,6 +171,10 @@ def _setup_plugin_class() -> type:
                 gpu = self.gpus[worker_number(worker) % len(self.gpus)]
                 os.environ["CUDA_VISIBLE_DEVICES"] = gpu
 
+        def teardown(self, worker: Any) -> None:
+            """Unregistered (a sweep leaving a shared cluster): its workers log as before."""
+            logging.getLogger("distributed.worker").removeFilter(_no_compute_failed)
+
     return WorkerSetupPlugin
 
 

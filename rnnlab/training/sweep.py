@@ -17,6 +17,7 @@ that dies has its point rescheduled by dask, and the new attempt resumes the `.p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import signal
@@ -383,8 +384,12 @@ def _stop(client: Any, futures: list, token: str) -> None:
 
 
 def _close(client: Any) -> None:
-    """Close the client, then its cluster (workers exit quickly: runtime's exit plugin)."""
+    """Close the client, then its cluster (workers exit quickly: runtime's exit plugin). A
+    cluster that was running before (an address) keeps running, without the sweep's plugin."""
     cluster = getattr(client, "cluster", None)
+    if cluster is None:
+        with contextlib.suppress(Exception):  # best effort: the scheduler may be gone
+            client.unregister_worker_plugin("rnnlab-worker-setup")
     client.close()
     if cluster is not None:
         cluster.close()
