@@ -2,11 +2,13 @@
 
 Each key is declared once, as a dataclass field whose metadata holds its documentation, its
 choices and its bounds; `--print-config`, `--set`, the TOML stored in every archive and
-`rnnlab info` all come from these declarations. Loading merges a TOML file and `section.key=value`
-overrides into the defaults and validates them; every bad value stops with one line naming the key
-(a misspelled key gets a close match) before any file is touched. Frozen dataclasses rather than
-pydantic: no extra dependency, and the checks (TOML-typed values, one-line messages naming the
-dotted key, cross-key rules) are a few lines each.
+`rnnlab info` all come from these declarations. A sweep's grid is the `[sweep]` section: the
+field `Config.sweep` of (key, values) pairs, each value checked as its key's own, printed only
+when there is one (`sweep_points` and `point_config` give the runs). Loading merges a TOML file
+and `section.key=value` overrides into the defaults and validates them; every bad value stops
+with one line naming the key (a misspelled key gets a close match) before any file is touched.
+Frozen dataclasses rather than pydantic: no extra dependency, and the checks (TOML-typed values,
+one-line messages naming the dotted key, cross-key rules) are a few lines each.
 """
 
 from __future__ import annotations
