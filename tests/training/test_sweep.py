@@ -148,6 +148,9 @@ def test_sweep_on_a_local_cluster_writes_one_archive_per_point(phase_sweep):
     assert attrs["sweep_point"] == '"model.g" = 1.5\n"model.phi" = "relu"\n'
     assert attrs["sweep_grid"] == '"model.g" = [0.5, 1.5]\n"model.phi" = ["tanh", "relu"]\n'
     assert len(attrs["sweep_id"]) == 16
+    status, stdout, _ = run_cli("info", str(phase_sweep.out / "default_g=1.5_phi=relu.nc"))
+    line = f'sweep point: model.g=1.5 model.phi="relu" (sweep {attrs["sweep_id"]})'
+    assert status == 0 and line in stdout.splitlines()
 
 
 @pytest.mark.slow
