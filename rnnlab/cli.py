@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from rnnlab.errors import RnnlabError, RunStopped
+from rnnlab.errors import RnnlabError, RunStopped, SweepFailed
 
 EXIT_USAGE = 2
 EXIT_SIGPIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader has gone
@@ -61,24 +61,58 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the full resolved config as commented TOML and exit",
     )
 
-    sweep = sub.add_parser("sweep", help="one run per grid point, on a dask.distributed cluster")
+    sweep = sub.add_parser(
+        "sweep",
+        help="one run per point of the config's [sweep] grid (and --grid), on a dask cluster; "
+        "a rerun skips complete archives and resumes unfinished ones",
+    )
     add_config_arguments(sweep)
     sweep.add_argument(
         "--grid",
         action="append",
         default=[],
         metavar="SECTION.KEY=V1,V2",
-        help="values of one key (repeatable: the runs are the product)",
+        help="values of one key, added to the [sweep] section or replacing its values there "
+        "(repeatable: the runs are the product)",
     )
     sweep.add_argument("-o", "--output", default="runs/sweep", help="directory of archives")
     sweep.add_argument(
         "--scheduler",
         default="local",
-        help="local (LocalCluster), slurm (dask-jobqueue), or a scheduler address",
+        help="local (LocalCluster of one-thread processes), slurm (dask-jobqueue), or a "
+        "scheduler address tcp://HOST:PORT",
     )
-    sweep.add_argument("--workers", type=int, default=2, help="workers of a local/SLURM cluster")
-    sweep.add_argument("--overwrite", action="store_true", help="replace existing archives")
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        help="workers of a local/SLURM cluster (default 2; a local cluster with --resources GPU=1:"
+        " one per visible GPU)",
+    )
+    sweep.add_argument(
+        "--resources",
+        metavar="NAME=AMOUNT,...",
+        help="dask worker resources each point needs, e.g. GPU=1 (local workers offer the same "
+        "and each sees one GPU; on SLURM the workers are started with them)",
+    )
+    sweep.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dask_jobqueue.SLURMCluster argument (repeatable; TOML values: cores=1, "
+        "memory='4GB', walltime='02:00:00', job_extra_directives=['--gres=gpu:1'])",
+    )
+    sweep.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing archives (default: skip complete ones, resume unfinished ones)",
+    )
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved base config with its [sweep] section and exit",
+    )
 
     info = sub.add_parser(
         "info",
@@ -139,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         status = dispatch(args, argv)
         sys.stdout.flush()  # a reader that has gone (`| head`) shows here, not at exit
         return status
+    except SweepFailed as exc:  # the points that failed were listed as they failed
+        print(f"rnnlab: error: {exc}", file=sys.stderr)
+        return 1
     except RnnlabError as exc:
         print(f"rnnlab: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -225,6 +262,13 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.print_config:
         print(to_toml(cfg), end="")
         return 0
+    if cfg.sweep:  # one run cannot be a grid of runs: say which command runs it
+        from rnnlab.config import sweep_points
+
+        raise RnnlabError(
+            f"{args.config} has a [sweep] section ({len(sweep_points(cfg))} points): run it with "
+            f"`rnnlab sweep {args.config} -o DIR`, or remove the section to run its base config"
+        )
     from rnnlab.training.preflight import preflight
 
     preflight(cfg, args.output, args.overwrite)  # refused here before torch is even imported
@@ -243,24 +287,75 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.print_config:
+        from rnnlab.config import load_config, to_toml
+
+        print(to_toml(load_config(args.config, args.overrides, args.grid)), end="")
+        return 0
+    resources = parse_resources(args.resources) if args.resources else None
+    workers = args.workers
+    if workers is None:
+        workers = 2
+        if resources and "GPU" in resources and args.scheduler == "local":
+            from rnnlab.runtime import visible_gpus
+
+            workers = max(1, len(visible_gpus()) // max(1, int(resources["GPU"])))
+    if workers < 1:
+        raise RnnlabError(f"--workers must be >= 1, got {workers}")
+    options = parse_options(args.slurm, "--slurm")
+    if options and args.scheduler != "slurm":
+        raise RnnlabError("--slurm options need --scheduler slurm")
     from rnnlab.training.sweep import sweep
 
-    if args.workers < 1:
-        raise RnnlabError(f"--workers must be >= 1, got {args.workers}")
     paths = sweep(
         args.config,
         args.overrides,
         args.grid,
         args.output,
         scheduler=args.scheduler,
-        n_workers=args.workers,
+        n_workers=workers,
         overwrite=args.overwrite,
         progress=not args.quiet,
         command=command_line(argv),
+        resources=resources,
+        cluster_options=options,
     )
     if not args.quiet:
         print(f"wrote {len(paths)} archives to {args.output}")
     return 0
+
+
+def parse_resources(text: str) -> dict[str, float]:
+    """`GPU=1,MEM=2` -> {"GPU": 1.0, "MEM": 2.0}; one line on a bad item."""
+    out = {}
+    for item in text.split(","):
+        name, sep, amount = item.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = float("nan")
+        if not sep or not name.strip() or not value > 0:
+            raise RnnlabError(f"--resources expects NAME=AMOUNT,... (amount > 0), got '{text}'")
+        out[name.strip()] = value
+    return out
+
+
+def parse_options(items: list[str], flag: str) -> dict[str, object]:
+    """`key=value` items (TOML values, bare words as strings) as keyword arguments."""
+    import tomllib
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise RnnlabError(f"{flag} expects KEY=VALUE, got '{item}'")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        plain = isinstance(value, str | int | float | bool | list)
+        out[key.strip()] = value if plain else text.strip()  # 02:00:00 stays text, not a time
+    return out
 
 
 def cmd_info(args: argparse.Namespace) -> int:

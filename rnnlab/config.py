@@ -2,17 +2,20 @@
 
 Each key is declared once, as a dataclass field whose metadata holds its documentation, its
 choices and its bounds; `--print-config`, `--set`, the TOML stored in every archive and
-`rnnlab info` all come from these declarations. Loading merges a TOML file and `section.key=value`
-overrides into the defaults and validates them; every bad value stops with one line naming the key
-(a misspelled key gets a close match) before any file is touched. Frozen dataclasses rather than
-pydantic: no extra dependency, and the checks (TOML-typed values, one-line messages naming the
-dotted key, cross-key rules) are a few lines each.
+`rnnlab info` all come from these declarations. A sweep's grid is the `[sweep]` section: the
+field `Config.sweep` of (key, values) pairs, each value checked as its key's own, printed only
+when there is one (`sweep_points` and `point_config` give the runs). Loading merges a TOML file
+and `section.key=value` overrides into the defaults and validates them; every bad value stops
+with one line naming the key (a misspelled key gets a close match) before any file is touched.
+Frozen dataclasses rather than pydantic: no extra dependency, and the checks (TOML-typed values,
+one-line messages naming the dotted key, cross-key rules) are a few lines each.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -48,6 +51,13 @@ def key(
     """A config key: its kind (KINDS), default, one-line doc, choices and lower bound."""
     meta = {"kind": kind, "doc": doc, "choices": choices, "ge": ge, "gt": gt}
     return field(default=default, metadata=meta)
+
+
+SWEEP = "sweep"
+SWEEP_DOC = (
+    "swept keys: one run per combination of their values (rnnlab sweep); "
+    '"section.key" = [v1, v2, ...]'
+)
 
 
 def section(cls: type) -> Any:
@@ -169,6 +179,9 @@ class Config:
     task: Task = section(Task)
     train: Train = section(Train)
     record: Record = section(Record)
+    sweep: tuple[tuple[str, tuple[Any, ...]], ...] = field(
+        default=(), metadata={"sweep": True, "doc": SWEEP_DOC}
+    )
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some top-level keys or whole sections replaced (not validated)."""
@@ -189,8 +202,9 @@ _TYPES = {"Lowrank": Lowrank, "Model": Model, "Task": Task, "Train": Train, "Rec
 
 
 def keys_of(cls: type) -> list[dataclasses.Field]:
-    """The keys (not sub-sections) of a section class, in declaration order."""
-    return [f for f in dataclasses.fields(cls) if not f.metadata.get("section")]
+    """The keys (not sub-sections, not [sweep]) of a section class, in declaration order."""
+    fields = dataclasses.fields(cls)
+    return [f for f in fields if not (f.metadata.get("section") or f.metadata.get(SWEEP))]
 
 
 SECTIONS: dict[str, type] = dict(_sections())  # "" -> Config, "model" -> Model, ...
@@ -207,8 +221,15 @@ def default_config() -> Config:
     return Config()
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults, updated from a TOML file and `section.key=value` overrides, then validated."""
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    grid: list[str] | None = None,
+) -> Config:
+    """Defaults, updated from a TOML file and `section.key=value` overrides, then validated.
+
+    `grid` items (`section.key=v1,v2`) add keys to the [sweep] section or replace their values.
+    """
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -221,6 +242,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         _merge(raw, user, "")
     for item in overrides or []:
         _apply_override(raw, item)
+    for item in grid or []:
+        _apply_grid(raw, item)
     return build(raw)
 
 
@@ -246,7 +269,12 @@ def with_overrides(cfg: Config, overrides: list[str]) -> Config:
 def _merge(raw: dict[str, Any], user: dict[str, Any], prefix: str) -> None:
     for name, value in user.items():
         dotted = f"{prefix}.{name}" if prefix else name
-        if isinstance(value, dict):
+        if dotted == SWEEP:
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{SWEEP}] must be a table of \"section.key\" = [values]")
+            for key, values in _flat_table(value, ""):
+                _set_swept(raw, key, values)
+        elif isinstance(value, dict):
             if dotted not in SECTIONS:
                 hint = _suggest(dotted, [s for s in SECTIONS if s])
                 tail = f"; did you mean [{hint}]?" if hint else ""
@@ -254,6 +282,45 @@ def _merge(raw: dict[str, Any], user: dict[str, Any], prefix: str) -> None:
             _merge(raw, value, dotted)
         else:
             _set(raw, dotted, value)
+
+
+def _flat_table(table: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
+    """[sweep] entries as (dotted key, values): `"model.g" = [..]` and `model.g = [..]` (a
+    nested table in TOML) both give ("model.g", [..])."""
+    out = []
+    for name, value in table.items():
+        dotted = f"{prefix}.{name}" if prefix else name
+        out += _flat_table(value, dotted) if isinstance(value, dict) else [(dotted, value)]
+    return out
+
+
+def _set_swept(raw: dict[str, Any], dotted: str, values: Any) -> None:
+    """Add a swept key to raw[SWEEP] (an ordered dict), replacing its values if already there."""
+    if dotted not in dotted_keys():
+        hint = _suggest_key(dotted)
+        tail = f"; did you mean '{hint}'?" if hint else ""
+        raise ConfigError(f"unknown config key '{dotted}' in [{SWEEP}]{tail}")
+    if dotted == "name":
+        raise ConfigError("config key 'name' cannot be swept: each point is named after its values")
+    if not isinstance(values, list) or not values:
+        raise ConfigError(
+            f"[{SWEEP}] key '{dotted}' must be a non-empty list of values, got {values!r}"
+        )
+    raw.setdefault(SWEEP, {})[dotted] = values
+
+
+def split_grid(item: str) -> tuple[str, list[str]]:
+    """`section.key=v1,v2` -> (key, ["v1", "v2"]); list values separated by `;`: `[1,2];[3]`."""
+    key, sep, values = item.partition("=")
+    if not sep or not key.strip() or not values.strip():
+        raise ConfigError(f"--grid expects section.key=v1,v2,..., got '{item}'")
+    split = values.split(";") if values.strip().startswith("[") else values.split(",")
+    return key.strip(), [v.strip() for v in split if v.strip()]
+
+
+def _apply_grid(raw: dict[str, Any], item: str) -> None:
+    key, texts = split_grid(item)
+    _set_swept(raw, key, [_parse_value(text) for text in texts])
 
 
 def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
@@ -286,18 +353,39 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     dotted = dotted.strip()
     if not sep or not dotted:
         raise ConfigError(f"--set expects section.key=value, got '{item}'")
+    _set(raw, dotted, _parse_value(text))
+
+
+def _parse_value(text: str) -> Any:
+    """A command-line value: TOML (`1.5`, `[1, 2]`, `'J'`), else a bare word as a string."""
     try:
-        value = tomllib.loads(f"v = {text.strip()}")["v"]
+        return tomllib.loads(f"v = {text.strip()}")["v"]
     except tomllib.TOMLDecodeError:
-        value = text.strip()  # bare words (phi=relu) are strings
-    _set(raw, dotted, value)
+        return text.strip()  # bare words (phi=relu) are strings
 
 
 def build(raw: dict[str, Any]) -> Config:
-    """A validated Config from {dotted key: value} (absent keys take their defaults)."""
+    """A validated Config from {dotted key: value} (absent keys take their defaults; the
+    swept keys under raw["sweep"], each value checked like the key's own)."""
     cfg = _build_section(Config, "", raw)
     _check_cross(cfg)
     return cfg
+
+
+def _check_sweep(table: dict[str, list[Any]]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """Each swept value checked (and normalised) as its key's value; no value twice."""
+    out = []
+    for dotted, values in table.items():
+        section_name, _, name = dotted.rpartition(".")
+        meta = SECTIONS[section_name].__dataclass_fields__[name].metadata
+        checked = tuple(_check(dotted, meta, value) for value in values)
+        for i, value in enumerate(checked):
+            if value in checked[:i]:
+                raise ConfigError(
+                    f"[{SWEEP}] key '{dotted}' repeats the value {_toml_value(value)}"
+                )
+        out.append((dotted, checked))
+    return tuple(out)
 
 
 def _build_section(cls: type, path: str, raw: dict[str, Any]) -> Any:
@@ -306,6 +394,8 @@ def _build_section(cls: type, path: str, raw: dict[str, Any]) -> Any:
         dotted = f"{path}.{f.name}" if path else f.name
         if f.metadata.get("section"):
             values[f.name] = _build_section(SECTIONS[dotted], dotted, raw)
+        elif f.metadata.get(SWEEP):
+            values[f.name] = _check_sweep(raw.get(SWEEP, {}))
         elif dotted in raw:
             values[f.name] = _check(dotted, f.metadata, raw[dotted])
     return cls(**values)
@@ -408,6 +498,46 @@ def _check_cross(cfg: Config) -> None:
     _require(1 <= record.track_k <= model.N, "config key 'record.track_k' must be in [1, model.N]")
 
 
+# -- sweeps ---------------------------------------------------------------------------------------
+Point = tuple[tuple[str, Any], ...]  # one grid point: ((dotted key, value), ...) in [sweep] order
+
+
+def sweep_points(cfg: Config) -> list[Point]:
+    """Every point of the [sweep] grid (the product of its values, first key slowest); a config
+    without a sweep has one point, ()."""
+    keys = [key for key, _ in cfg.sweep]
+    combos = itertools.product(*(values for _, values in cfg.sweep))
+    return [tuple(zip(keys, combo, strict=True)) for combo in combos]
+
+
+def point_config(cfg: Config, point: Point, name: str | None = None) -> Config:
+    """The run config of one grid point: `cfg` without its [sweep], the point's values set and
+    (optionally) renamed; cross-key rules checked again, the message naming the point."""
+    out = cfg.replace(sweep=())
+    for dotted, value in point:
+        out = _replace_dotted(out, dotted.split("."), value)
+    if name is not None:
+        out = out.replace(name=name)
+    try:
+        _check_cross(out)
+    except ConfigError as exc:
+        where = " ".join(f"{k}={_toml_value(v)}" for k, v in point)
+        raise ConfigError(f"sweep point {where}: {exc}") from None
+    return out
+
+
+def _replace_dotted(node: Any, parts: list[str], value: Any) -> Any:
+    if len(parts) == 1:
+        return dataclasses.replace(node, **{parts[0]: value})
+    child = _replace_dotted(getattr(node, parts[0]), parts[1:], value)
+    return dataclasses.replace(node, **{parts[0]: child})
+
+
+def toml_value(value: Any) -> str:
+    """A value as TOML (strings quoted, tuples as arrays, floats with repr)."""
+    return _toml_value(value)
+
+
 # -- rendering -----------------------------------------------------------------------------------
 def to_toml(cfg: Config, comments: bool = True) -> str:
     """Render a config as TOML, each key preceded by its documentation."""
@@ -423,6 +553,9 @@ def to_toml(cfg: Config, comments: bool = True) -> str:
             if comments:
                 lines.append(f"# {f.metadata['doc']}")
             lines.append(f"{f.name} = {_toml_value(getattr(node, f.name))}")
+    if cfg.sweep:  # only when there is one: a run's config has none
+        lines += ["", f"[{SWEEP}]"] + ([f"# {SWEEP_DOC}"] if comments else [])
+        lines += [f"{_toml_value(key)} = {_toml_value(values)}" for key, values in cfg.sweep]
     return "\n".join(lines).lstrip("\n") + "\n"
 
 

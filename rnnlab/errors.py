@@ -26,6 +26,10 @@ class ReportError(RnnlabError, ValueError):
     """The inputs of `write_report` cannot make a report (the message says why)."""
 
 
+class SweepFailed(RnnlabError):
+    """Some points of a sweep failed (each reported as it failed); the others finished."""
+
+
 class RunStopped(Exception):  # noqa: N818 (a stop on request, reported as such)
     """A run stopped by SIGINT/SIGTERM (or a hard interrupt) with its committed records kept."""
 

@@ -56,3 +56,39 @@ def twin_runs(tmp_path_factory):
     a = run(load_config(None, tiny_overrides()), folder / "a.nc", progress=False)
     b_cfg = load_config(None, tiny_overrides(**{"train.lr": "0.02"}))
     return a, run(b_cfg, folder / "b.nc", progress=False)
+
+
+def run_cli(*args: str, timeout: float = 600, **kwargs):
+    """`python -m rnnlab.cli ARGS` in a subprocess: (exit status, stdout, stderr)."""
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "rnnlab.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+    return res.returncode, res.stdout, res.stderr
+
+
+def sweep_toml(path, grid: list[str], **extra: object):
+    """A tiny config file with a [sweep] section (its `grid` items as --grid would give)."""
+    from rnnlab.config import load_config, to_toml
+
+    path.write_text(to_toml(load_config(None, tiny_overrides(**extra), grid)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def phase_sweep(tmp_path_factory):
+    """A real sweep, g x phi (2 x 2 points, seeds 0 and 1), run by the command line on its
+    default LocalCluster of 2 worker processes. Tests must not change its directory."""
+    from types import SimpleNamespace
+
+    folder = tmp_path_factory.mktemp("phase")
+    config = sweep_toml(folder / "sweep.toml", ["model.g=0.5,1.5", "model.phi=tanh,relu"])
+    out = folder / "runs"
+    status, stdout, stderr = run_cli("sweep", str(config), "-o", str(out), "--workers", "2")
+    return SimpleNamespace(config=config, out=out, status=status, stdout=stdout, stderr=stderr)

@@ -302,3 +302,78 @@ def test_misspelled_sections_and_keys_in_a_file_get_a_suggestion(tmp_path, text,
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(info.value) == message
+
+
+# -- the [sweep] section ---------------------------------------------------------------------------
+def test_sweep_section_from_a_file_normalised_and_printed_only_when_present(tmp_path):
+    from rnnlab.config import point_config, sweep_points
+
+    assert "[sweep]" not in to_toml(default_config())  # a run's config (and archive) has none
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[model]\nN = 32\n[sweep]\n"model.g" = [0.5, 1]\nmodel.phi = ["tanh", "relu"]\n'
+        '"model.train" = [["J", "w"], ["J", "w", "B"]]\n'
+    )
+    cfg = load_config(path)
+    assert cfg.sweep == (
+        ("model.g", (0.5, 1.0)),  # each value checked and normalised like the key's own
+        ("model.phi", ("tanh", "relu")),
+        ("model.train", (("J", "w"), ("J", "w", "B"))),
+    )
+    text = to_toml(cfg)
+    assert text.endswith(
+        '\n[sweep]\n# swept keys: one run per combination of their values (rnnlab sweep); '
+        '"section.key" = [v1, v2, ...]\n"model.g" = [0.5, 1.0]\n"model.phi" = ["tanh", "relu"]\n'
+        '"model.train" = [["J", "w"], ["J", "w", "B"]]\n'
+    )
+    (tmp_path / "again.toml").write_text(text)
+    assert load_config(tmp_path / "again.toml") == cfg == with_overrides(cfg, [])
+    points = sweep_points(cfg)
+    assert len(points) == 8 and points[0] == (
+        ("model.g", 0.5), ("model.phi", "tanh"), ("model.train", ("J", "w"))
+    )
+    one = point_config(cfg, points[-1], "p")
+    assert (one.name, one.model.g, one.model.phi, one.model.N) == ("p", 1.0, "relu", 32)
+    assert one.model.train == ("J", "w", "B") and one.sweep == ()
+
+
+def test_grid_items_add_keys_or_replace_their_values(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[sweep]\n"model.g" = [0.5, 1.0]\n"train.lr" = [0.01]\n')
+    cfg = load_config(path, ["model.g=0.9"], ["train.lr=0.1,0.2", "model.phi=relu"])
+    assert cfg.sweep == (
+        ("model.g", (0.5, 1.0)),
+        ("train.lr", (0.1, 0.2)),
+        ("model.phi", ("relu",)),
+    )
+    assert cfg.model.g == 0.9  # the base value; each point sets its own
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('"model.gg" = [1]', "unknown config key 'model.gg' in [sweep]; did you mean 'model.g'?"),
+        ('"epochs" = [1, 2]', "did you mean 'train.epochs'?"),
+        ('"model.g" = 0.5', "[sweep] key 'model.g' must be a non-empty list of values, got 0.5"),
+        ('"model.g" = []', "[sweep] key 'model.g' must be a non-empty list"),
+        ('"model.g" = [0.5, 0.5]', "[sweep] key 'model.g' repeats the value 0.5"),
+        ('"model.N" = [8, 0]', "config key 'model.N' must be >= 1, got 0"),
+        ('"model.g" = [0.5, nan]', "config key 'model.g' must be a finite number"),
+        ('"name" = ["a", "b"]', "config key 'name' cannot be swept"),
+        ("sweep = 3", "[sweep] must be a table"),
+    ],
+)
+def test_bad_sweep_sections_raise_one_line(tmp_path, text, message):
+    path = tmp_path / "s.toml"
+    path.write_text(text if text.startswith("sweep") else f"[sweep]\n{text}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_point_breaking_a_cross_key_rule_is_named():
+    from rnnlab.config import point_config, sweep_points
+
+    cfg = load_config(None, [], ["model.dt=0.01,0.06", "task.kind=track"])
+    with pytest.raises(ConfigError, match=r'^sweep point model.dt=0.06 task.kind="track": '):
+        [point_config(cfg, p) for p in sweep_points(cfg)]

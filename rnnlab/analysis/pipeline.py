@@ -10,6 +10,7 @@ from rnnlab.analysis.clusters import cluster_stats
 from rnnlab.analysis.inloop_parts import inloop_parts
 from rnnlab.analysis.lowrank import imposed_strength, lowrank_fit, shrinkage
 from rnnlab.analysis.outliers import outliers
+from rnnlab.data.grid import flatten, grid_dims, unflatten_like
 from rnnlab.data.schema import SEED_SETTINGS
 
 __all__ = ["analyze", "group_epochs", "SCHEMA"]
@@ -55,7 +56,9 @@ def analyze(
 
     Parts whose inputs the archive lacks are left out (no J0: no shrinkage or clusters; no
     eigvals: no outliers; no imposed_u/v: no imposed_strength). Per-run settings (g, b, lr, ...,
-    run) become coordinates along seed, for across_seeds(res, by="g"). Nothing is computed until
+    run) become coordinates along seed, for across_seeds(res, by="g"). A sweep's grid
+    (rnnlab.data.grid: swept settings as dims beside `seed`) keeps its dims in the results;
+    cells without an archive are NaN. Nothing is computed until
     `.compute()` (or rnnlab.analysis.compute) is called on the result. Dask inputs are regrouped
     to `epochs_per_task` matrices per task first (see group_epochs).
 
@@ -66,6 +69,14 @@ def analyze(
     """
     if not isinstance(ds, xr.Dataset):
         raise AnalysisError(f"analyze needs an xarray.Dataset, got {type(ds).__name__}")
+    dims = grid_dims(ds)
+    if dims:  # a sweep's grid: analysed member by member (flat), returned on the same grid
+        flat = flatten(ds)
+        if flat.sizes["seed"] == 0:
+            raise AnalysisError("the sweep's grid holds no archive yet: nothing to analyse")
+        res = analyze(flat, rank, k, epochs_per_task=epochs_per_task)
+        res = res.assign_coords({d: flat[d].reset_coords(drop=True) for d in dims})
+        return unflatten_like(res, ds)
     ds = group_epochs(ds, epochs_per_task)
     dj = delta_j(ds)
     fit = lowrank_fit(dj, rank)

@@ -46,12 +46,15 @@ def across_seeds(obj: xr.Dataset | xr.DataArray, by: str | None = None):
 
     NaN are ignored; complex values are summarised part by part. Variables without `seed` pass
     through; categorical ones (cluster labels) are dropped. `by` (a seed coordinate such as `g`)
-    summarises each group of seeds separately, along a new dim named `by`.
+    summarises each group of seeds separately, along a new dim named `by`; on a sweep's grid
+    a swept dim is already one (`by="g"` there is the plain summary, per g).
     """
     if not isinstance(obj, xr.Dataset | xr.DataArray):
         raise AnalysisError(f"across_seeds needs an xarray object, got {type(obj).__name__}")
     if "seed" not in obj.dims:
         raise AnalysisError(f"across_seeds needs a 'seed' dimension; dims are {list(obj.dims)}")
+    if by is not None and by in obj.dims and by != "seed":  # a swept dim of a grid
+        return across_seeds(obj)
     if by is not None:
         if by not in obj.variables or obj[by].dims != ("seed",):
             raise AnalysisError(f"by={by!r} must be a coordinate or variable along 'seed'")

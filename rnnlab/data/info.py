@@ -11,8 +11,9 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
-from rnnlab.config import config_from_toml
+from rnnlab.config import config_from_toml, toml_value
 from rnnlab.data.files import check_archive
+from rnnlab.data.grid import read_point
 from rnnlab.data.paths import human_bytes
 from rnnlab.errors import ArchiveError
 
@@ -50,6 +51,10 @@ def describe(path: Path, fresh: dict | None = None) -> str:
             f"b={m.b} m={m.lowrank.m} task={t.kind} epochs={tr.epochs} "
             f"optimizer={tr.optimizer} lr={tr.lr}"
         )
+        point = read_point(attrs)
+        if point is not None:
+            values = " ".join(f"{k}={toml_value(v)}" for k, v in point.items())
+            lines.append(f"sweep point: {values} (sweep {attrs['sweep_id']})")
         if ds.sizes.get("epoch", 0):
             last = int(ds["epoch"].values[-1])
             optimum = float(ds["mse_optimal"].values)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # only annotations: these helpers take xarray objects, they never build one
+    import xarray as xr
 
 from rnnlab.errors import RnnlabError
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from rnnlab.data import grid
 from rnnlab.data.files import archive_paths, check_archive
 from rnnlab.data.members import drop_repeated_seed_index, unique_run_labels
 from rnnlab.data.ri import from_ri
@@ -61,7 +62,8 @@ def _run_attrs(part: xr.Dataset) -> dict:
 def open_archive(
     paths: str | Path | Iterable[str | Path], *, allow_incomplete: bool = False
 ) -> xr.Dataset:
-    """Open archive(s) lazily (dask); several runs are concatenated along `seed`.
+    """Open archive(s) lazily (dask); several runs are concatenated along `seed`, and the
+    points of one sweep form a grid: one dimension per swept key beside `seed` (data.grid).
 
     Runs combine when their shapes and schedules agree (N, snapshot epochs, time grid);
     settings that may differ (g, b, lr, ...) are coordinates along `seed`, and `run` names each
@@ -80,18 +82,21 @@ def open_archive(
     parts = [open_one(p, allow_incomplete) for p in files]
     if len(parts) == 1:
         return parts[0]
+    keys = grid.grid_keys(parts)
+    # a sweep over a key that changes the shapes (model.N, train.epochs, ...) cannot be one array
+    hint = f" (swept keys {', '.join(keys)}: open points of equal shapes together)" if keys else ""
     first = parts[0]
     for path, part in zip(files[1:], parts[1:], strict=True):
         for dim in ("neuron", "input", "output", "trial", "time", "track"):
             if part.sizes.get(dim) != first.sizes.get(dim):
                 raise ArchiveError(
                     f"cannot combine {files[0]} and {path}: dimension '{dim}' differs "
-                    f"({first.sizes.get(dim)} vs {part.sizes.get(dim)})"
+                    f"({first.sizes.get(dim)} vs {part.sizes.get(dim)}){hint}"
                 )
         for coord in ("epoch", "traj_epoch", "curve_epoch"):
             if not first[coord].equals(part[coord]):
                 raise ArchiveError(
-                    f"cannot combine {files[0]} and {path}: their '{coord}' schedules differ"
+                    f"cannot combine {files[0]} and {path}: their '{coord}' schedules differ{hint}"
                 )
     stems = [path.stem for path in files]
     labels = [
@@ -102,6 +107,11 @@ def open_archive(
         part.assign_coords(run=("seed", np.array(labs, dtype=object), _run_attrs(part)))
         for part, labs in zip(parts, unique_run_labels(labels, stems), strict=True)
     ]
+    if keys:  # the points of one sweep: its swept settings become dimensions
+        combined = grid.combine_grid(parts, keys)
+        combined.attrs["sources"] = "\n".join(str(p) for p in files)
+        combined.set_close(lambda: [part.close() for part in parts])
+        return combined
     combined = xr.concat(
         parts,
         dim="seed",

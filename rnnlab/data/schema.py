@@ -102,3 +102,8 @@ SEED_SETTINGS: dict[str, tuple[str, str]] = {
     "lambda_bal": ("train", "lambda_bal"),
     "lr": ("train", "lr"),
 }
+
+# Global attributes of an archive written by `rnnlab sweep` (rnnlab.data.grid): the sweep's id, the
+# point as TOML (`"model.g" = 0.8`, one key a line) and the whole grid as TOML.
+SWEEP_ID, SWEEP_POINT, SWEEP_GRID = "sweep_id", "sweep_point", "sweep_grid"
+SWEEP_ATTRS = (SWEEP_ID, SWEEP_POINT, SWEEP_GRID)

@@ -102,12 +102,14 @@ class ArchiveWriter:
         *,
         command: str | None = None,
         run_id: str = "",
+        attrs: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.partial = partial_path(self.path)
         self.cfg = cfg
         self.command = command if command is not None else " ".join(sys.argv)
         self.run_id = run_id
+        self.attrs = dict(attrs or {})  # more global attributes (a sweep point's, data.grid)
         self.ds: netCDF4.Dataset | None = None
         self.layout: Layout | None = None
         self._markers: list[tuple[str, int, int]] = []  # (coord, index, epoch) awaiting commit
@@ -156,6 +158,7 @@ class ArchiveWriter:
                 "phi": cfg.model.phi,
                 "Conventions": "CF-1.10",
                 **versions(),
+                **self.attrs,
             }
         )
         n = cfg.model.N

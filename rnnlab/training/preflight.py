@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.config import Config, config_from_toml, n_steps
+from rnnlab.config import Config, config_from_toml, n_steps, sweep_points
 from rnnlab.data.layout import Layout
 from rnnlab.data.paths import (
     check_disk_space,
@@ -18,13 +18,18 @@ from rnnlab.data.paths import (
     lock_holder,
     partial_path,
 )
-from rnnlab.errors import ArchiveError
+from rnnlab.errors import ArchiveError, ConfigError
 from rnnlab.training.resources import check_resources
 
 
 def preflight(cfg: Config, output: str | Path | None, overwrite: bool) -> Path:
-    """The checked output path of a run of `cfg`; one-line errors for a bad path, too little
-    memory or too little disk, before anything is created."""
+    """The checked output path of a run of `cfg`; one-line errors for a [sweep] config, a bad
+    path, too little memory or too little disk, before anything is created."""
+    if cfg.sweep:
+        raise ConfigError(
+            f"the config has a [sweep] section ({len(sweep_points(cfg))} points): run it with "
+            "`rnnlab sweep CONFIG -o DIR`, or remove the section to run the base config"
+        )
     path = check_output_path(Path(output) if output is not None else default_output(cfg), overwrite)
     check_resources(cfg)
     check_space(cfg, path)

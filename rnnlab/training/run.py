@@ -25,6 +25,7 @@ from rnnlab.data.paths import (
     checkpoint_path,
     partial_path,
 )
+from rnnlab.data.schema import SWEEP_ATTRS
 from rnnlab.data.writer import ArchiveWriter
 from rnnlab.errors import RunStopped
 from rnnlab.network.tasks import kalman_optimal_mse
@@ -42,8 +43,11 @@ def run(
     overwrite: bool = False,
     progress: bool = True,
     command: str | None = None,
+    attrs: dict[str, str] | None = None,
 ) -> Path:
-    """Train `cfg` and write its archive; nothing is created until every check has passed."""
+    """Train `cfg` and write its archive; nothing is created until every check has passed.
+
+    `attrs`: more global attributes of the archive (a sweep point's: rnnlab.data.grid)."""
     path = preflight(cfg, output, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     with OutputLock(path):
@@ -54,7 +58,7 @@ def run(
         if resolve_device(cfg.device).type == "cpu":  # before the trainer draws its trials
             prepare(cfg, announce=progress)
         trainer = Trainer(cfg, progress=progress, tracker_factory=OutlierRecorder.for_trainer)
-        writer = ArchiveWriter(path, cfg, command=command, run_id=uuid.uuid4().hex)
+        writer = ArchiveWriter(path, cfg, command=command, run_id=uuid.uuid4().hex, attrs=attrs)
         recorder = Recorder(writer)
         recorder.open(_static(cfg, trainer))
         return _train(trainer, recorder)
@@ -71,7 +75,11 @@ def resume(path: str | Path, *, progress: bool = True) -> Path:
             prepare(cfg, announce=progress)
         trainer = Trainer(cfg, progress=progress, tracker_factory=OutlierRecorder.for_trainer)
         writer = ArchiveWriter(
-            final, cfg, command=str(attrs.get("command", "")), run_id=str(attrs.get("run_id", ""))
+            final,
+            cfg,
+            command=str(attrs.get("command", "")),
+            run_id=str(attrs.get("run_id", "")),
+            attrs={k: str(attrs[k]) for k in SWEEP_ATTRS if k in attrs},  # kept if started over
         )
         recorder = Recorder(writer)
         static = _static(cfg, trainer)
@@ -90,11 +98,26 @@ def resume(path: str | Path, *, progress: bool = True) -> Path:
         return _train(trainer, recorder)
 
 
+_ACTIVE: set[Trainer] = set()  # trainers of this process's runs, for request_stop
+
+
+def request_stop(signum: int = signal.SIGTERM) -> int:
+    """Ask every run of this process to stop after its current epoch, as SIGTERM does in the
+    main thread (a sweep's worker trains in other threads); returns how many were asked."""
+    trainers = list(_ACTIVE)
+    for trainer in trainers:
+        trainer.stop_signal = signum
+    return len(trainers)
+
+
 def _train(trainer: Trainer, recorder: Recorder) -> Path:
     """Train with the recorder attached; finish the archive, or keep it resumable on a stop."""
     trainer.recorder = recorder
     epochs = trainer.cfg.train.epochs
-    with stop_on_signals(trainer):  # through close: a stop asked for while it finishes is moot
+    _ACTIVE.add(trainer)
+    with contextlib.ExitStack() as stack, stop_on_signals(trainer):
+        # through close: a stop asked for while it finishes is moot
+        stack.callback(_ACTIVE.discard, trainer)
         try:
             trainer.run()
         except StopRequested as stop:

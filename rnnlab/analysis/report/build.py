@@ -16,7 +16,7 @@ import xarray as xr
 
 from rnnlab.analysis.report import figures as plots
 from rnnlab.analysis.report import headline as summary
-from rnnlab.analysis.report import inloop_figures, verdict
+from rnnlab.analysis.report import inloop_figures, phase, verdict
 from rnnlab.analysis.report.page import render_html
 from rnnlab.data.ri import from_ri
 from rnnlab.errors import ReportError
@@ -154,8 +154,11 @@ def write_report(
 ) -> dict[str, Path]:
     """Write report.html, summary.md and (if `png`) figures/*.png into `outdir`.
 
-    Returns the written paths keyed by their path relative to `outdir`.
+    Returns the written paths keyed by their path relative to `outdir`. A sweep's grid (swept
+    settings as dims) adds the phase-diagram section (phase.py) and is otherwise shown flat.
     """
+    grid = phase.phase_data(archive, results) if phase.is_grid(results) else None
+    archive, results = phase.flat_inputs(archive, results)
     arch, res = prepare(archive, results)
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
@@ -165,16 +168,23 @@ def write_report(
     head = summary.headline(arch, res)
     blocks = verdict.verdict(head, res, arch)
     figs = figures(arch, res)
+    extra = [phase.section(grid)] if grid is not None else []
+    phase_figs = phase.figures(grid) if grid is not None else {}
     written = {}
     path = outdir / "summary.md"
-    path.write_text(summary.markdown(head, title, verdict.markdown(blocks)), encoding="utf-8")
+    before = phase.markdown(grid) if grid is not None else ""
+    text = summary.markdown(head, title, verdict.markdown(blocks), before)
+    path.write_text(text, encoding="utf-8")
     written["summary.md"] = path
     path = outdir / "report.html"
-    page = render_html(figs, head, dict(archive.attrs), title, verdict.html_block(blocks))
-    path.write_text(page, encoding="utf-8")
+    html = render_html(
+        {**phase_figs, **figs}, head, dict(archive.attrs), title, verdict.html_block(blocks), extra
+    )
+    path.write_text(html, encoding="utf-8")
     written["report.html"] = path
     if png:
         written.update(write_pngs(figs, outdir / "figures"))
+        written.update(phase.write_pngs(phase_figs, outdir / "figures", PNG_DPI))
     if not quiet:
         print(f"report: wrote {', '.join(written)} in {outdir}", file=sys.stderr)
     return written

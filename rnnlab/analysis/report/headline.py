@@ -228,9 +228,12 @@ DEFINITIONS = """\
   seeds have a value."""
 
 
-def markdown(summary: xr.Dataset, title: str = "rnnlab run", verdict: str = "") -> str:
-    """summary.md: the verdict (markdown, when given), the headline tables in markdown, with a
-    definitions list."""
+def markdown(
+    summary: xr.Dataset, title: str = "rnnlab run", verdict: str = "", before: str = ""
+) -> str:
+    """summary.md: the verdict (markdown, when given), `before` (markdown put ahead of the
+    per-seed tables: a sweep's phase table), the headline tables in markdown, with a definitions
+    list."""
     t = tables(summary)
     opt = summary.attrs["mse_optimal"]
     parts = [
@@ -240,6 +243,7 @@ def markdown(summary: xr.Dataset, title: str = "rnnlab run", verdict: str = "") 
         f"Task optimum MSE* = {fmt(opt)}.",
         diverged_note(summary),
         *([verdict] if verdict else []),
+        *([before] if before else []),
         "## Headline numbers per seed",
         _md_table(*t["main"]),
         "## Alignment |cos| of u_1 with the task vectors",

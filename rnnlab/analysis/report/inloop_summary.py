@@ -55,7 +55,7 @@ def fields(archive: xr.Dataset, results: xr.Dataset) -> dict[str, tuple[str, np.
     out: dict[str, np.ndarray] = {}
     # Re λ(J) crossing 1 is max Re λ of the Jacobian at the origin (-I + φ'(0) J, φ'(0) = 1)
     # crossing 0, from the exact snapshot spectra; back below 1: the first downward crossing
-    eig = archive["eigvals"].sel(epoch=epochs)
+    eig = archive["eigvals"].sel(epoch=epochs).transpose("seed", "epoch", "eig")
     max_re = np.real(eig.values).max(axis=-1)
     out["crossing_origin"] = np.asarray(crossing_epoch(epochs, max_re, level=1.0), float)
     out["recross_origin"] = np.asarray(crossing_epoch(epochs, -max_re, level=-1.0), float)

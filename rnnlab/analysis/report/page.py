@@ -139,6 +139,7 @@ TEMPLATE = """
 {% for sec in sections %}
 <h2>{{ sec.title }}</h2>
 <p class="note">{{ sec.note }}</p>
+{% if sec.html %}<div class="scroll">{{ sec.html }}</div>{% endif %}
 <div class="plots">{% for name in sec.plots %}<div>{{ embed(roots[name]) }}</div>{% endfor %}</div>
 {% endfor %}
 <h2>Provenance</h2>
@@ -156,10 +157,17 @@ def _provenance(attrs: dict) -> str:
 
 
 def render_html(
-    figs: dict[str, object], head: xr.Dataset, attrs: dict, title: str, verdict: str = ""
+    figs: dict[str, object],
+    head: xr.Dataset,
+    attrs: dict,
+    title: str,
+    verdict: str = "",
+    extra: list[dict] | None = None,
 ) -> str:
-    """The page: the verdict (HTML) and headline tables of `head` on top, then SECTIONS of
-    `figs` (name -> hv object; plots not in `figs` and empty sections are left out)."""
+    """The page: the verdict (HTML) and headline tables of `head` on top, then the `extra`
+    sections (dicts of title, note, plots and an optional html table: a sweep's phase diagram),
+    then SECTIONS of `figs` (name -> hv object; plots not in `figs` and empty sections are left
+    out)."""
     t = summary.tables(head)
     opt = summary.fmt(head.attrs["mse_optimal"])
     meta = (
@@ -170,9 +178,12 @@ def render_html(
         + f" · {summary.diverged_note(head)}"
     )
     sections = [
-        {"title": s, "plots": [x for x in p if x in figs], "note": n}
-        for s, p, n in SECTIONS
-        if any(x in figs for x in p)
+        *(extra or []),
+        *(
+            {"title": s, "plots": [x for x in p if x in figs], "note": n}
+            for s, p, n in SECTIONS
+            if any(x in figs for x in p)
+        ),
     ]
     variables = {
         "css": CSS,

@@ -1,0 +1,213 @@
+"""The phase-diagram section of a sweep's report: headline numbers against each swept setting.
+
+A sweep opened with `rnnlab.open_archive` is a grid (rnnlab.data.grid: swept settings as dims
+beside `seed`), and `rnnlab.analysis.analyze` keeps that grid. For every swept dim X this module
+plots, against X, the final MSE over the task optimum, the rank R that holds 90% of ‖ΔJ‖², the
+largest Re λ of the outliers of J, the number of outliers and the Jacobian's crossing epoch, one
+line per value of a second swept setting, mean ± sd over seeds (and over any further swept
+settings); and it tabulates every grid point (summary.md and the page). The rest of the report
+works on the flat layout (`flat_inputs`): one member per (point, seed), as for any set of runs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import holoviews as hv
+import numpy as np
+import xarray as xr
+
+from rnnlab.analysis.report import headline
+from rnnlab.analysis.report.style import SEED_COLORS, frame, style
+from rnnlab.data.grid import GRID_KEYS, flatten, grid_dims
+from rnnlab.data.ri import from_ri
+
+# (variable, title)
+METRICS = [
+    ("mse_ratio", "final MSE / optimum"),
+    ("rank90", "R for 90% of ‖ΔJ‖²"),
+    ("re_out", "Re λ_out (measured)"),
+    ("n_outliers", "outliers of J"),
+    ("crossing_epoch", "crossing epoch"),
+]
+MISSING = headline.MISSING
+DODGE = 0.015  # horizontal offset between lines, as a fraction of the x span
+
+
+def is_grid(results: xr.Dataset) -> bool:
+    """Whether `results` (or an archive) is a sweep's grid."""
+    return bool(grid_dims(results))
+
+
+def flat_inputs(archive: xr.Dataset, results: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
+    """The archive and results in the flat layout the per-seed report reads: one member per
+    (point, seed) that has an archive; the task optimum one number (NaN when points differ)."""
+    archive, results = flatten(archive), flatten(results)
+    if "mse_optimal" in archive and archive["mse_optimal"].dims:
+        values = np.unique(np.asarray(archive["mse_optimal"].values, float))
+        values = values[np.isfinite(values)]
+        archive = archive.assign(mse_optimal=float(values[0]) if values.size == 1 else np.nan)
+    return archive, results
+
+
+def phase_data(archive: xr.Dataset, results: xr.Dataset) -> xr.Dataset:
+    """The phase metrics on the grid (swept dims, then seed), loaded."""
+    dims = grid_dims(results)
+    last = from_ri(results[["sv", "n_outliers", "outlier", "crossing_epoch"]]).isel(epoch=-1)
+    mse = archive["mse"].isel(epoch=-1, drop=True).load()
+    optimum = archive["mse_optimal"].load()
+    present = np.isfinite(mse.values)  # cells with an archive
+    known = bool(np.all(optimum.broadcast_like(mse).values[present] > 0))  # (NaN: False)
+    out = xr.Dataset(
+        {
+            "mse_ratio": mse / optimum if known else mse,
+            "rank90": headline.rank_needed(last["sv"].load()),
+            "re_out": xr.apply_ufunc(np.real, last["outlier"].load()).max("outlier"),
+            "n_outliers": last["n_outliers"].load().astype(float),
+            "crossing_epoch": results["crossing_epoch"].load(),
+        }
+    ).reset_coords(drop=True)
+    out = xr.merge(xr.broadcast(*out.data_vars.values()))  # every metric on the whole grid
+    out = out.assign_coords({d: results[d].values for d in dims}).transpose(*dims, "seed", ...)
+    out.attrs.update(
+        dims=dims,
+        ratio=known,
+        keys=dict(zip(dims, str(results.attrs.get(GRID_KEYS, "")).split(), strict=False)),
+    )
+    return out
+
+
+def _title(var: str, data: xr.Dataset) -> str:
+    title = dict(METRICS)[var]
+    return title if data.attrs["ratio"] or var != "mse_ratio" else "final MSE"
+
+
+def _key(data: xr.Dataset, dim: str) -> str:
+    """`g (model.g)`: the swept dim and its config key."""
+    key = data.attrs["keys"].get(dim)
+    return f"{dim} ({key})" if key and key != dim else dim
+
+
+def _mean_sd(da: xr.DataArray, keep: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample sd over every dim but `keep` (NaN ignored; sd NaN for one value)."""
+    rest = [d for d in da.dims if d not in keep]
+    values = da.transpose(*keep, *rest).values.reshape(*[da.sizes[d] for d in keep], -1)
+    n = np.isfinite(values).sum(-1)
+    with warnings.catch_warnings():  # all-NaN cells (points without archives) give NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, -1)
+        sd = np.where(n > 1, np.nanstd(values, -1, ddof=1), np.nan)
+    return mean, sd
+
+
+def _positions(labels: np.ndarray) -> tuple[np.ndarray, list | None]:
+    """x positions of swept values: numbers as they are, anything else 0, 1, ... with ticks."""
+    if labels.dtype.kind in "iuf":
+        return labels.astype(float), None
+    return np.arange(len(labels), dtype=float), [(i, str(v)) for i, v in enumerate(labels)]
+
+
+def phase_plot(data: xr.Dataset, var: str, dim: str) -> hv.Overlay:
+    """`var` against swept `dim`: one line per value of the next swept setting, mean ± sd over
+    seeds (and the remaining swept settings)."""
+    dims = data.attrs["dims"]
+    others = [d for d in dims if d != dim]
+    by = others[0] if others else None
+    x, ticks = _positions(data[dim].values)
+    da = data[var]
+    groups = [(None, da)] if by is None else [(v, da.sel({by: v})) for v in data[by].values]
+    span = float(np.ptp(x)) if x.size > 1 else 1.0
+    layers = []
+    for i, (value, sub) in enumerate(groups):
+        mean, sd = _mean_sd(sub, [dim])
+        label = f"{by} = {value}" if by is not None else "mean ± sd over seeds"
+        color = SEED_COLORS[i % len(SEED_COLORS)]
+        kdim = hv.Dimension("x", label=dim)
+        xi = x + DODGE * span * (i - (len(groups) - 1) / 2)  # bars of two lines side by side
+        layers.append(style(hv.Curve((xi, mean), kdim, var, label=label), color=color, width=2))
+        layers.append(style(hv.Scatter((xi, mean), kdim, var), color=color, size=7))
+        ok = np.isfinite(mean) & np.isfinite(sd)
+        bars = hv.ErrorBars((xi[ok], mean[ok], sd[ok]), kdim, [var, "sd"])
+        bars = bars.opts(backend="bokeh", color=color, line_width=1.5)
+        layers.append(bars.opts(backend="matplotlib", edgecolor=color, linewidth=1.2, capsize=3))
+    pooled = [d for d in others if d != by]
+    over = "seeds" + "".join(f", {d}" for d in pooled)
+    extra: dict = {"padding": 0.1, **({"xticks": ticks} if ticks else {})}
+    if ticks:
+        extra["xlim"] = (-0.5, len(ticks) - 0.5)
+    return frame(
+        hv.Overlay(layers),
+        title=f"{_title(var, data)} vs {dim} (mean ± sd over {over})",
+        xlabel=_key(data, dim),
+        ylabel=_title(var, data),
+        legend="right" if by is not None else False,
+        size=(360, 240),
+        **extra,
+    )
+
+
+def figures(data: xr.Dataset) -> dict[str, hv.Overlay]:
+    """Every phase plot by name, `phase_<metric>_<dim>`, swept dims in [sweep] order."""
+    return {
+        f"phase_{var}_{dim}": phase_plot(data, var, dim)
+        for dim in data.attrs["dims"]
+        for var, _ in METRICS
+    }
+
+
+def table(data: xr.Dataset) -> tuple[list[str], list[list[str]]]:
+    """One row per grid point: its swept values, the seeds it has, each metric mean ± sd."""
+    dims = data.attrs["dims"]
+    header = [*dims, "seeds"] + [_title(v, data) for v, _ in METRICS]
+    stacked = data.stack(point=dims)
+    body = []
+    for i in range(stacked.sizes["point"]):
+        row = stacked.isel(point=i)
+        n = int(np.isfinite(row["mse_ratio"].values).sum())
+        cells = [str(row[d].values.item()) for d in dims] + [str(n)]
+        cells += [headline.fmt_across(row[var].values) if n else MISSING for var, _ in METRICS]
+        body.append(cells)
+    return header, body
+
+
+def markdown(data: xr.Dataset) -> str:
+    """The per-point table of summary.md, with a sentence on what it holds."""
+    header, body = table(data)
+    ratio = "final MSE over the task optimum MSE*" if data.attrs["ratio"] else "final MSE"
+    keys = ", ".join(_key(data, d) for d in data.attrs["dims"])
+    return "\n\n".join(
+        [
+            "## Phase diagram: headline numbers per grid point",
+            f"Swept: {keys}. Each row: {ratio}, R for 90% of ‖ΔJ‖², the largest Re λ among the "
+            "outliers of J, the number of outliers (all at the last epoch) and the crossing "
+            f"epoch, mean ± sd over the point's seeds; {MISSING} where the point has no archive.",
+            headline._md_table(header, body),
+        ]
+    )
+
+
+def section(data: xr.Dataset) -> dict[str, object]:
+    """The page section: title, note, plot names and the per-point table (HTML)."""
+    figs = figures(data)
+    note = (
+        "Headline numbers at the last epoch against each swept setting (lines: values of the "
+        "next swept setting; error bars: sd over seeds). Below: every grid point."
+    )
+    return {
+        "title": "Phase diagram",
+        "note": note,
+        "plots": list(figs),
+        "html": headline.html_table(*table(data)),
+    }
+
+
+def write_pngs(figs: dict[str, hv.Overlay], figdir: Path, dpi: int) -> dict[str, Path]:
+    """figures/phase_*.png through the matplotlib backend."""
+    figdir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, obj in figs.items():
+        path = figdir / f"{name}.png"
+        hv.save(obj, path, backend="matplotlib", dpi=dpi)
+        out[f"figures/{name}.png"] = path
+    return out
