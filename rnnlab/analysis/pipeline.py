@@ -74,7 +74,7 @@ def analyze(
         flat = flatten(ds)
         if flat.sizes["seed"] == 0:
             raise AnalysisError("the sweep's grid holds no archive yet: nothing to analyse")
-        res = analyze(flat, rank, k, epochs_per_task=epochs_per_task)
+        res = analyze(flat, rank, k, epochs_per_task=epochs_per_task, network=network)
         res = res.assign_coords({d: flat[d].reset_coords(drop=True) for d in dims})
         return unflatten_like(res, ds)
     ds = group_epochs(ds, epochs_per_task)

@@ -107,9 +107,19 @@ def open_archive(
         part.assign_coords(run=("seed", np.array(labs, dtype=object), _run_attrs(part)))
         for part, labs in zip(parts, unique_run_labels(labels, stems), strict=True)
     ]
+    # Each run's config by its member label (runs with different configs lose the shared
+    # `config` attribute when combined); the analyses that re-simulate networks read it.
+    run_configs = json.dumps(
+        {
+            str(part["run"].values[0]): str(part.attrs["config"])
+            for part in parts
+            if "config" in part.attrs and part.sizes.get("seed", 0)
+        }
+    )
     if keys:  # the points of one sweep: its swept settings become dimensions
         combined = grid.combine_grid(parts, keys)
         combined.attrs["sources"] = "\n".join(str(p) for p in files)
+        combined.attrs["run_configs"] = run_configs
         combined.set_close(lambda: [part.close() for part in parts])
         return combined
     combined = xr.concat(
@@ -122,14 +132,7 @@ def open_archive(
         combine_attrs="drop_conflicts",
     )
     combined.attrs["sources"] = "\n".join(str(p) for p in files)
-    # Each run's config by its member label (runs with different configs lose the shared
-    # `config` attribute in the concat); the analyses that re-simulate networks read it.
-    run_configs = {
-        str(part["run"].values[0]): str(part.attrs["config"])
-        for part in parts
-        if "config" in part.attrs and part.sizes.get("seed", 0)
-    }
-    combined.attrs["run_configs"] = json.dumps(run_configs)
+    combined.attrs["run_configs"] = run_configs
     combined = drop_repeated_seed_index(combined)
     combined.set_close(lambda: [part.close() for part in parts])
     return combined

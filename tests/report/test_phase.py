@@ -123,6 +123,10 @@ def test_analyze_a_sweep_writes_its_phase_diagram(phase_sweep, tmp_path):
     results = ra.open_analysis(out / "analysis.nc")
     assert results["m"].dims[:3] == ("g", "phi", "seed")
     assert results.attrs["sweep_dims"] == "g phi"
+    # the network analyses (the default) ran on every point, each with its own config
+    for name in ("mse", "functional_rank", "shuffle_lost", "n_fixed_points"):
+        assert results[name].dims[:3] == ("g", "phi", "seed"), name
+    assert np.isfinite(results["mse"].sel(g=1.5, phi="relu").values).all()
     with rnnlab.open_archive(phase_sweep.out) as ds:
         data = phase.phase_data(ds, results)
         mse = ds["mse"].isel(epoch=-1).values / ds["mse_optimal"].values
