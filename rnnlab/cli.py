@@ -7,6 +7,7 @@ Every user error (bad config value, missing or foreign file, unusable device) en
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import select
 import shlex
@@ -171,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)  # runs replace it with a graceful stop
     try:
         status = dispatch(args, argv)
+        # The interpreter's last garbage collection walks every object torch, numba and xarray
+        # made: about 1 s after a run (measured: a 2-epoch run 2.9 -> 2.1 s). Nothing is left to
+        # collect that matters at exit, so those objects are frozen out of it.
+        gc.freeze()
         sys.stdout.flush()  # a reader that has gone (`| head`) shows here, not at exit
         return status
     except SweepFailed as exc:  # the points that failed were listed as they failed

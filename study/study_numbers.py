@@ -39,8 +39,15 @@ class Stat:
         if v.size == 0:
             return cls(np.nan, np.nan, 0, total, np.nan, np.nan, np.nan)
         sd = float(v.std(ddof=1)) if v.size > 1 else np.nan
-        return cls(float(v.mean()), sd, int(v.size), total, float(v.min()), float(v.max()),
-                   float(np.median(v)))  # fmt: skip
+        return cls(
+            float(v.mean()),
+            sd,
+            int(v.size),
+            total,
+            float(v.min()),
+            float(v.max()),
+            float(np.median(v)),
+        )
 
 
 def last_eval(res, name: str) -> np.ndarray:
@@ -81,10 +88,12 @@ def run_facts(archive: Path, report: Path) -> dict[str, Any]:
     out["explained2"] = Stat.of(cum.sel(rank=2).values) if cum.sizes["rank"] > 1 else Stat.of([])
     out["m1"] = Stat.of(last["m"].sel(rank=1).values)
     out["m2"] = Stat.of(last["m"].sel(rank=2).values) if last.sizes["rank"] > 1 else Stat.of([])
-    out["align_u"] = {str(v): Stat.of(last["align_u"].sel(rank=1, vector=v).values)
-                      for v in last["vector"].values}  # fmt: skip
-    out["align_v"] = {str(v): Stat.of(last["align_v"].sel(rank=1, vector=v).values)
-                      for v in last["vector"].values}  # fmt: skip
+    out["align_u"] = {
+        str(v): Stat.of(last["align_u"].sel(rank=1, vector=v).values) for v in last["vector"].values
+    }
+    out["align_v"] = {
+        str(v): Stat.of(last["align_v"].sel(rank=1, vector=v).values) for v in last["vector"].values
+    }
     out["chance_align"] = float(np.sqrt(2 / (np.pi * N)))
     out["edge"] = float(bulk_edge(g, N))
     out["outliers0"] = Stat.of(res["n_outliers"].isel(epoch=0).values)
@@ -104,19 +113,28 @@ def run_facts(archive: Path, report: Path) -> dict[str, Any]:
     out["lead_re"] = Stat.of(lead.real)
     for key in ("exact", "meanfield"):
         pred = np.asarray(last[f"outlier_{key}"].values)
-        miss = [np.nanmin(np.abs(p - z)) if np.isfinite(p).any() and np.isfinite(z) else np.nan
-                for p, z in zip(pred, lead, strict=True)]  # fmt: skip
+        miss = [
+            np.nanmin(np.abs(p - z)) if np.isfinite(p).any() and np.isfinite(z) else np.nan
+            for p, z in zip(pred, lead, strict=True)
+        ]
         out[f"miss_{key}"] = Stat.of(miss)
     measured = np.asarray(res["ladder_measured"].isel(eval_epoch=-1).values)
     from_rank = np.asarray(res["ladder_from_rank"].isel(eval_epoch=-1).values)
     from_rank_mf = np.asarray(res["ladder_from_rank_meanfield"].isel(eval_epoch=-1).values)
-    which = np.array([np.nanargmax(np.where(np.isfinite(m.real), m.real, -np.inf))
-                      if np.isfinite(m.real).any() else -1 for m in measured])  # fmt: skip
+    which = np.array(
+        [
+            np.nanargmax(np.where(np.isfinite(m.real), m.real, -np.inf))
+            if np.isfinite(m.real).any()
+            else -1
+            for m in measured
+        ]
+    )
     pick = lambda a: np.array([a[i, w] if w >= 0 else np.nan for i, w in enumerate(which)])  # noqa: E731
     out["ladder_rank"] = Stat.of(pick(from_rank))
     out["ladder_rank_meanfield"] = Stat.of(pick(from_rank_mf))
-    out["ladder_never"] = int(np.sum([w >= 0 and not np.isfinite(from_rank[i, w])
-                                      for i, w in enumerate(which)]))  # fmt: skip
+    out["ladder_never"] = int(
+        np.sum([w >= 0 and not np.isfinite(from_rank[i, w]) for i, w in enumerate(which)])
+    )
     out["shuffle_lost"] = Stat.of(100 * last_eval(res, "shuffle_lost"))
     nfp = res["n_fixed_points"].isel(u_const=0)
     out["fixed_points_end"] = Stat.of(nfp.isel(epoch=-1).values)
@@ -137,10 +155,14 @@ def run_facts(archive: Path, report: Path) -> dict[str, Any]:
         near = ev[np.arange(len(ev)), np.abs(ev - out["lambda_task"]).argmin(axis=-1)]
         out["nearest_to_task"] = Stat.of(near.real)
         out["task_gap"] = Stat.of(np.abs(near - out["lambda_task"]))
-    out["explained2_by_epoch"] = {
-        int(e): Stat.of(res["explained_cum"].sel(epoch=e, rank=2).values)
-        for e in res.epoch.values
-    } if res.sizes["rank"] > 1 else {}  # fmt: skip
+    out["explained2_by_epoch"] = (
+        {
+            int(e): Stat.of(res["explained_cum"].sel(epoch=e, rank=2).values)
+            for e in res.epoch.values
+        }
+        if res.sizes["rank"] > 1
+        else {}
+    )
     ds.close()
     return out
 
@@ -188,14 +210,18 @@ def balance_facts(source: Path, report: Path) -> dict[str, Any]:
         b = float(np.asarray(arch["b"].values).ravel()[0])
         near_b = eig[..., :][np.arange(eig.shape[0]), np.abs(eig + b).argmin(-1)]
         r = res.sel({dim: value})
-        out["rows"].append({
-            "value": float(value), "b": b,
-            "col_mean": Stat.of(col), "col_mean0": Stat.of(col0),
-            "eig_near_minus_b": Stat.of(near_b.real),
-            "functional_rank": Stat.of(last_eval(r, "functional_rank")),
-            "rank90": Stat.of(rank_needed(r.isel(epoch=-1)["sv"], 0.9).values),
-            "excess_pct": Stat.of(100 * last_eval(r, "excess") / float(arch.mse_optimal)),
-        })  # fmt: skip
+        out["rows"].append(
+            {
+                "value": float(value),
+                "b": b,
+                "col_mean": Stat.of(col),
+                "col_mean0": Stat.of(col0),
+                "eig_near_minus_b": Stat.of(near_b.real),
+                "functional_rank": Stat.of(last_eval(r, "functional_rank")),
+                "rank90": Stat.of(rank_needed(r.isel(epoch=-1)["sv"], 0.9).values),
+                "excess_pct": Stat.of(100 * last_eval(r, "excess") / np.nanmean(arch.mse_optimal)),
+            }
+        )
     ds.close()
     return out
 
@@ -203,8 +229,16 @@ def balance_facts(source: Path, report: Path) -> dict[str, Any]:
 def collect(done: dict[str, tuple[Path, list[Path]]]) -> dict[str, Any]:
     """Every number docs/study.md states."""
     facts: dict[str, Any] = {}
-    for name in ("denoise", "track", "denoise_2d", "switch", "linear_denoise", "sgd",
-                 "control_regularisers", "control_shuffled"):  # fmt: skip
+    for name in (
+        "denoise",
+        "track",
+        "denoise_2d",
+        "switch",
+        "linear_denoise",
+        "sgd",
+        "control_regularisers",
+        "control_shuffled",
+    ):
         source, reports = done[name]
         facts[name] = run_facts(source, reports[0])
     source, reports = done["phase_phi_g"]

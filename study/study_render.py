@@ -54,12 +54,20 @@ def rank_words(s: Stat) -> str:
 def run_section(name: str, r: dict[str, Any]) -> list[str]:
     """The per-run paragraph: learning, rank, outliers, crossing, predictions, controls."""
     opt = r["optimum"]
-    lines = [f"### {TITLES[name]} (`configs/{name}.toml`, n = {r['n']} seeds, N = {r['N']}, "
-             f"{r['epochs']} epochs)", ""]  # fmt: skip
-    learned = (f"MSE on fresh trials {ms(r['mse'])} against the optimum MSE* = {f(opt)} "
-               f"(excess {ms(r['excess_pct'], 2)} %, standard error per seed "
-               f"{span(r['se_pct'], 2)} %)") if np.isfinite(opt) and opt > 0 else (
-               f"MSE on fresh trials {ms(r['mse'])} (no closed-form optimum)")  # fmt: skip
+    lines = [
+        f"### {TITLES[name]} (`configs/{name}.toml`, n = {r['n']} seeds, N = {r['N']}, "
+        f"{r['epochs']} epochs)",
+        "",
+    ]
+    learned = (
+        (
+            f"MSE on fresh trials {ms(r['mse'])} against the optimum MSE* = {f(opt)} "
+            f"(excess {ms(r['excess_pct'], 2)} %, standard error per seed "
+            f"{span(r['se_pct'], 2)} %)"
+        )
+        if np.isfinite(opt) and opt > 0
+        else (f"MSE on fresh trials {ms(r['mse'])} (no closed-form optimum)")
+    )
     if r["below"]:
         learned += f"; {r['below']} seed(s) more than 2 SE below the optimum"
     lines.append(f"- **Learning.** {learned}.")
@@ -84,10 +92,16 @@ def run_section(name: str, r: dict[str, Any]) -> list[str]:
         f"{ms(r['outliers0'])} at epoch 0, {ms(r['outliers_end'])} at the end; leading outlier "
         f"Re λ = {ms(r['lead_re'])}."
     )
-    crossing = (f"max Re λ(J) crossed 1 in {r['crossed']} of {r['n']} seeds"
-                + (f", at epoch {ms(r['crossing_origin'])} (Jacobian at the origin; at the mean "
-                   f"state {ms(r['crossing_mean'])})" if r["crossed"] else "")
-                + f"; max Re λ(J) {ms(r['max_re_0'])} at epoch 0, {ms(r['max_re_end'])} at the end")  # fmt: skip
+    crossing = (
+        f"max Re λ(J) crossed 1 in {r['crossed']} of {r['n']} seeds"
+        + (
+            f", at epoch {ms(r['crossing_origin'])} (Jacobian at the origin; at the mean "
+            f"state {ms(r['crossing_mean'])})"
+            if r["crossed"]
+            else ""
+        )
+        + f"; max Re λ(J) {ms(r['max_re_0'])} at epoch 0, {ms(r['max_re_end'])} at the end"
+    )
     lines.append(f"- **Stability line.** {crossing}.")
     ladder = r["ladder_rank"]
     lines.append(
@@ -114,22 +128,27 @@ def verdicts(facts: dict[str, Any]) -> list[str]:
     fr, r90 = ref["functional_rank"], ref["rank90"]
     low = fr.n and fr.median <= 3
     out = [
-        f"- **Does learning add a low-rank structure?** "
-        + (f"Functionally yes: on the reference task a rank-{f(fr.median)} part of ΔJ (median over "
-           f"{fr.n} seeds) keeps all but 5 % of the gain of learning, "
-           if low else f"Not clearly: the functional rank is {rank_words(fr)}, ")
+        "- **Does learning add a low-rank structure?** "
+        + (
+            f"Functionally yes: on the reference task a rank-{f(fr.median)} part of ΔJ (median "
+            "over "
+            f"{fr.n} seeds) keeps all but 5 % of the gain of learning, "
+            if low
+            else f"Not clearly: the functional rank is {rank_words(fr)}, "
+        )
         + f"while 90 % of ‖ΔJ‖²_F needs R = {ms(r90)}: ΔJ is low-rank in what it does, "
-          "not in its singular values (the rest is small, task-irrelevant change)."
-        if low else
-        f"- **Does learning add a low-rank structure?** The functional rank is "
+        "not in its singular values (the rest is small, task-irrelevant change)."
+        if low
+        else f"- **Does learning add a low-rank structure?** The functional rank is "
         f"{rank_words(fr)} and R for 90 % of ‖ΔJ‖²_F {ms(r90)}.",
-    ]  # fmt: skip
+    ]
     crossed = ref["crossed"]
     out.append(
         f"- **Does an outlier leave the bulk and cross the stability line?** Outliers: "
         f"{ms(ref['outliers0'])} at epoch 0, {ms(ref['outliers_end'])} at the end; max Re λ(J) "
         f"crossed 1 in {crossed} of {ref['n']} seeds"
-        + (f" (epoch {ms(ref['crossing_origin'])})" if crossed else "") + "."
+        + (f" (epoch {ms(ref['crossing_origin'])})" if crossed else "")
+        + "."
     )
     miss_e, miss_m = ref["miss_exact"], ref["miss_meanfield"]
     out.append(
@@ -138,12 +157,14 @@ def verdicts(facts: dict[str, Any]) -> list[str]:
         f"{ms(miss_m)}. It does from the ranks the ladder finds: J0 + ΔJ_R puts it in place from "
         f"R = {rank_words(ref['ladder_rank'])}, and ΔJ_R alone (J0 ignored, the mean-field "
         f"picture) from R = {rank_words(ref['ladder_rank_meanfield'])}. The outlier is made "
-        "by ΔJ *together with* J0's random bulk, through more components than the SVD's leading two."
-        if np.isfinite(miss_e.mean) and miss_e.mean > 0.1 else
-        "- **Does theory predict where the outlier sits?** The determinant lemma on J0 with the "
+        "by ΔJ *together with* J0's random bulk, through more components than the SVD's "
+        "leading two."
+        if np.isfinite(miss_e.mean) and miss_e.mean > 0.1
+        else "- **Does theory predict where the outlier sits?** The determinant lemma on J0 with "
+        "the "
         f"rank-2 fit misses it by {ms(miss_e)}, mean field by {ms(miss_m)}; J0 + ΔJ_R reproduces "
         f"it from R = {rank_words(ref['ladder_rank'])}."
-    )  # fmt: skip
+    )
     return out
 
 
@@ -155,10 +176,12 @@ def schuessler(facts: dict[str, Any]) -> list[str]:
     rel = np.array([s["dj_rel"].mean for s in sizes])
     ns = np.array([s["N"] for s in sizes])
     spread = (norms.max() / norms.min()) if len(norms) > 1 and norms.min() > 0 else np.nan
-    slope = (np.polyfit(np.log(ns), np.log(norms), 1)[0]
-             if len(ns) > 1 and np.all(norms > 0) else np.nan)  # fmt: skip
-    rel_slope = (np.polyfit(np.log(ns), np.log(rel), 1)[0]
-                 if len(ns) > 1 and np.all(rel > 0) else np.nan)  # fmt: skip
+    slope = (
+        np.polyfit(np.log(ns), np.log(norms), 1)[0] if len(ns) > 1 and np.all(norms > 0) else np.nan
+    )
+    rel_slope = (
+        np.polyfit(np.log(ns), np.log(rel), 1)[0] if len(ns) > 1 and np.all(rel > 0) else np.nan
+    )
     lost = facts["denoise"]["shuffle_lost"]
     ratio = two.median / one.median if one.n and two.n and one.median > 0 else np.nan
     lines = [
@@ -167,36 +190,53 @@ def schuessler(facts: dict[str, Any]) -> list[str]:
         f"(`denoise_2d`): {rank_words(two)}; tracking: "
         f"{rank_words(facts['track']['functional_rank'])}; switching (two inputs and a cue, one "
         f"output): {rank_words(facts['switch']['functional_rank'])}. "
-        + (f"Two pairs need {f(ratio, 2)}× the rank of one: "
-           + ("agrees (about proportional)." if 1.5 <= ratio <= 3 else
-              "does not follow the pair count closely here.")
-           if np.isfinite(ratio) else "")
+        + (
+            f"Two pairs need {f(ratio, 2)}× the rank of one: "
+            + (
+                "agrees (about proportional)."
+                if 1.5 <= ratio <= 3
+                else "does not follow the pair count closely here."
+            )
+            if np.isfinite(ratio)
+            else ""
+        )
         + f" In absolute terms our networks (tanh, with a noisy input) need "
-          f"{'fewer' if one.n and one.median < 2 else 'about as many or more'} components than "
-          "2 per pair for one pair.",
+        f"{'fewer' if one.n and one.median < 2 else 'about as many or more'} components than "
+        "2 per pair for one pair.",
         f"2. *‖ΔJ‖_F roughly independent of N, so only the relative change falls like 1/√N.* "
         f"‖ΔJ‖_F at N = {', '.join(str(n) for n in ns)}: "
         + ", ".join(ms(s["dj_norm"]) for s in sizes)
         + f" (largest/smallest {f(spread, 2)}, log-log slope {f(slope, 2)}); relative to ‖J0‖_F: "
         + ", ".join(ms(s["dj_rel"]) for s in sizes)
         + f" (slope {f(rel_slope, 2)}; 1/√N is −0.5). "
-        + ("Agrees." if np.isfinite(slope) and abs(slope) < 0.25 else
-           "Here ‖ΔJ‖_F changes with N more than their result says"
-           + (f" (slope {f(slope, 2)})." if np.isfinite(slope) else ".")),
+        + (
+            "Agrees."
+            if np.isfinite(slope) and abs(slope) < 0.25
+            else "Here ‖ΔJ‖_F changes with N more than their result says"
+            + (f" (slope {f(slope, 2)})." if np.isfinite(slope) else ".")
+        ),
         f"3. *ΔJ is useful only together with its own J0 (their shuffle control).* ΔJ added to a "
         f"random permutation of J0's entries loses {rank_words(lost)} % of the gain of learning "
         "(0 %: works on any J0; 100 %: worthless without its own). "
-        + ("Agrees: most of what ΔJ does depends on its own J0." if lost.n and lost.median >= 50
-           else "Partly: ΔJ keeps much of its effect on a shuffled J0 in our networks, where its "
-           "leading components align with the input and readout vectors (B, w) rather than with "
-           "J0-transformed ones." if lost.n else ""),
-    ]  # fmt: skip
+        + (
+            "Agrees: most of what ΔJ does depends on its own J0."
+            if lost.n and lost.median >= 50
+            else "Partly: ΔJ keeps much of its effect on a shuffled J0 in our networks, where its "
+            "leading components align with the input and readout vectors (B, w) rather than with "
+            "J0-transformed ones."
+            if lost.n
+            else ""
+        ),
+    ]
     return lines
 
 
 def tables(facts: dict[str, Any]) -> list[str]:
-    lines = ["| run | n | MSE excess (%) | functional rank | R for 90 % | m_1 | outliers start → end "
-             "| crossed 1 | ΔJ on shuffled J0: lost (%) |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| run | n | MSE excess (%) | functional rank | R for 90 % | m_1 | outliers start → end "
+        "| crossed 1 | ΔJ on shuffled J0: lost (%) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name in TITLES:
         r = facts[name]
         lines.append(
@@ -210,9 +250,11 @@ def tables(facts: dict[str, Any]) -> list[str]:
 
 def phase_table(p: dict[str, Any]) -> list[str]:
     dims = p["dims"]
-    lines = ["| " + " | ".join(dims) + " | n | MSE / optimum | functional rank | R for 90 % | "
-             "outliers | Re λ_out | crossing epoch (mean state) |",
-             "|" + "---|" * (len(dims) + 7)]  # fmt: skip
+    lines = [
+        "| " + " | ".join(dims) + " | n | MSE / optimum | functional rank | R for 90 % | "
+        "outliers | Re λ_out | crossing epoch (mean state) |",
+        "|" + "---|" * (len(dims) + 7),
+    ]
     for row in p["rows"]:
         keys = " | ".join(str(row["point"][d]) for d in dims)
         lines.append(
@@ -226,7 +268,7 @@ def phase_table(p: dict[str, Any]) -> list[str]:
 def write(facts: dict, done: dict, doc: Path, figures: Path, *, tiny: bool = False) -> None:
     """Render docs/study.md (and its figures) from the numbers."""
     figures.mkdir(parents=True, exist_ok=True)
-    shown = copy_figures(done, figures) + plot_figures(facts, figures)
+    shown = {**copy_figures(done, figures), **plot_figures(facts, figures)}
     ref, lin, sgd = facts["denoise"], facts["linear_denoise"], facts["sgd"]
     reg, shuf = facts["control_regularisers"], facts["control_shuffled"]
     epochs_adam = ref["explained2_by_epoch"]
@@ -237,8 +279,12 @@ def write(facts: dict, done: dict, doc: Path, figures: Path, *, tiny: bool = Fal
         "",
         "Generated by `python study/run.py` on "
         f"{datetime.now(UTC).strftime('%Y-%m-%d')}"
-        + (" **at toy sizes (--tiny): the numbers test the pipeline, not the science**" if tiny
-           else "") + ". Every number below comes from the archives and analyses under "
+        + (
+            " **at toy sizes (--tiny): the numbers test the pipeline, not the science**"
+            if tiny
+            else ""
+        )
+        + ". Every number below comes from the archives and analyses under "
         "`runs/study/` (rerun the command to regenerate this page); means ± sd are over seeds "
         "(sd with ddof = 1), n is said where fewer seeds enter.",
         "",
@@ -251,15 +297,18 @@ def write(facts: dict, done: dict, doc: Path, figures: Path, *, tiny: bool = Fal
         *tables(facts),
         "",
         "![reference run: learning curve](" + rel(shown.get("learning_curve", "")) + ")"
-        if "learning_curve" in shown else "",
+        if "learning_curve" in shown
+        else "",
         "![reference run: spectrum](" + rel(shown.get("spectrum", "")) + ")"
-        if "spectrum" in shown else "",
+        if "spectrum" in shown
+        else "",
         "![reference run: Re λ_out](" + rel(shown.get("outlier_re", "")) + ")"
-        if "outlier_re" in shown else "",
+        if "outlier_re" in shown
+        else "",
         "",
         "## Per run",
         "",
-    ]  # fmt: skip
+    ]
     for name in TITLES:
         out += run_section(name, facts[name])
     out += [
@@ -268,40 +317,55 @@ def write(facts: dict, done: dict, doc: Path, figures: Path, *, tiny: bool = Fal
         f"For the linear network on denoising theory gives the eigenvalue of J whose Euler map has "
         f"the pole of the steady-state Kalman filter (`kalman_pole`): λ_task = "
         f"{f(lin['lambda_task'])}. The eigenvalue of the trained J nearest to it sits at Re λ = "
-        f"{ms(lin.get('nearest_to_task', Stat.of([])))} (distance {ms(lin.get('task_gap', Stat.of([])))}); "
-        f"the leading outlier at {ms(lin['lead_re'])}. The trained network's MSE on fresh trials is "
+        f"{ms(lin.get('nearest_to_task', Stat.of([])))} (distance "
+        f"{ms(lin.get('task_gap', Stat.of([])))}); the leading outlier at {ms(lin['lead_re'])}. "
+        "The trained network's MSE on fresh trials is "
         f"{ms(lin['mse'])} against the Kalman optimum {f(lin['optimum'])} (excess "
         f"{ms(lin['excess_pct'], 2)} %). "
-        + ("λ_task lies inside the bulk edge "
-           f"({f(lin['edge'])}): the task-optimal mode is not an outlier, so nothing requires "
-           "learning to move one there." if np.isfinite(lin["lambda_task"])
-           and abs(lin["lambda_task"]) < lin["edge"] else ""),
+        + (
+            "λ_task lies inside the bulk edge "
+            f"({f(lin['edge'])}): the task-optimal mode is not an outlier, so nothing requires "
+            "learning to move one there."
+            if np.isfinite(lin["lambda_task"]) and abs(lin["lambda_task"]) < lin["edge"]
+            else ""
+        ),
         "",
         "## SGD against Adam",
         "",
-        f"Fraction of ‖ΔJ‖²_F in the leading two components: Adam (reference) "
+        "Fraction of ‖ΔJ‖²_F in the leading two components: Adam (reference) "
         + (f"{ms(epochs_adam[early])} at epoch {early}, " if early is not None else "")
         + f"{ms(ref['explained2'])} at epoch {ref['epochs']}; SGD "
-        + (f"{ms(sgd['explained2_by_epoch'].get(early, Stat.of([])))} at epoch {early}, "
-           if early is not None else "")
+        + (
+            f"{ms(sgd['explained2_by_epoch'].get(early, Stat.of([])))} at epoch {early}, "
+            if early is not None
+            else ""
+        )
         + f"{ms(sgd['explained2'])} at epoch {sgd['epochs']}. Functional rank: Adam "
         f"{rank_words(ref['functional_rank'])}, SGD {rank_words(sgd['functional_rank'])}; "
         f"MSE excess: Adam {ms(ref['excess_pct'], 2)} %, SGD {ms(sgd['excess_pct'], 2)} %. "
-        + ("Adam keeps adding small components (its rank-2 fraction falls during training), "
-           "SGD's ΔJ stays more concentrated."
-           if early is not None and np.isfinite(ref["explained2"].mean)
-           and epochs_adam[early].mean > ref["explained2"].mean
-           and sgd["explained2"].mean > ref["explained2"].mean else ""),
-        "" if "optimizer" not in shown else f"![rank-2 fraction by epoch]({rel(shown['optimizer'])})",
+        + (
+            "Adam keeps adding small components (its rank-2 fraction falls during training), "
+            "SGD's ΔJ stays more concentrated."
+            if early is not None
+            and np.isfinite(ref["explained2"].mean)
+            and epochs_adam[early].mean > ref["explained2"].mean
+            and sgd["explained2"].mean > ref["explained2"].mean
+            else ""
+        ),
+        ""
+        if "optimizer" not in shown
+        else f"![rank-2 fraction by epoch]({rel(shown['optimizer'])})",
         "",
         "## Size: N = " + ", ".join(str(s["N"]) for s in facts["size"]),
         "",
         "| N | n | ‖ΔJ‖_F | ‖ΔJ‖_F / ‖J0‖_F | m_1 | functional rank | outliers at the end | "
         "leading Re λ |",
         "|---|---|---|---|---|---|---|---|",
-        *[f"| {s['N']} | {s['n']} | {ms(s['dj_norm'])} | {ms(s['dj_rel'])} | {ms(s['m1'])} | "
-          f"{f(s['functional_rank'].median)} | {ms(s['outliers_end'])} | {ms(s['lead_re'])} |"
-          for s in facts["size"]],
+        *[
+            f"| {s['N']} | {s['n']} | {ms(s['dj_norm'])} | {ms(s['dj_rel'])} | {ms(s['m1'])} | "
+            f"{f(s['functional_rank'].median)} | {ms(s['outliers_end'])} | {ms(s['lead_re'])} |"
+            for s in facts["size"]
+        ],
         "" if "size" not in shown else f"![‖ΔJ‖ against N]({rel(shown['size'])})",
         "",
         "## Phase diagram: φ against g",
@@ -312,16 +376,19 @@ def write(facts: dict, done: dict, doc: Path, figures: Path, *, tiny: bool = Fal
         "",
         "## b > 0 with and without the balance term",
         "",
-        *[f"- λ_bal = {f(row['value'])} (b = {f(row['b'])}): mean |column mean of J| "
-          f"{ms(row['col_mean0'], 2)} at epoch 0 → {ms(row['col_mean'], 2)} at the end; the "
-          f"eigenvalue nearest −b at Re λ = {ms(row['eig_near_minus_b'])}; functional rank "
-          f"{rank_words(row['functional_rank'])}; MSE excess {ms(row['excess_pct'], 2)} %."
-          for row in facts["balance"]["rows"]],
+        *[
+            f"- λ_bal = {f(row['value'])} (b = {f(row['b'])}): mean |column mean of J| "
+            f"{ms(row['col_mean0'], 2)} at epoch 0 → {ms(row['col_mean'], 2)} at the end; the "
+            f"eigenvalue nearest −b at Re λ = {ms(row['eig_near_minus_b'])}; functional rank "
+            f"{rank_words(row['functional_rank'])}; MSE excess {ms(row['excess_pct'], 2)} %."
+            for row in facts["balance"]["rows"]
+        ],
         "",
         "## Controls",
         "",
         f"- **Regularisers alone** (MSE weight 0): ‖ΔJ‖_F = {ms(reg['dj_norm'])}, cos(ΔJ, J0) = "
-        f"{ms(reg['cos_dj_j0'])} (−1: pure shrinkage of J0); MSE excess {ms(reg['excess_pct'], 2)} %"
+        f"{ms(reg['cos_dj_j0'])} (−1: pure shrinkage of J0); MSE excess "
+        f"{ms(reg['excess_pct'], 2)} %"
         f" (nothing learned); against the reference's ‖ΔJ‖_F {ms(ref['dj_norm'])} with cos(ΔJ, J0)"
         f" = {ms(ref['cos_dj_j0'])}. What the reference learns is not the regulariser's doing.",
         f"- **Shuffled targets:** MSE on fresh (shuffled) trials {ms(shuf['mse'])} against the "
@@ -343,11 +410,11 @@ def write(facts: dict, done: dict, doc: Path, figures: Path, *, tiny: bool = Fal
         "such outlier. The outlier is made by more of ΔJ's components acting with J0 (the ladder"
         f" needs R = {rank_words(ref['ladder_rank'])}), and the theory of a *fixed* low-rank "
         "perturbation of an independent bulk does not apply to a ΔJ that is correlated with J0.",
-        f"- Where the outlier is reproduced, it is within the finite-N spread of the theory "
+        "- Where the outlier is reproduced, it is within the finite-N spread of the theory "
         "(the ladder's criterion), i.e. the disagreement is one of which structure to feed the "
         "theory, not of the theory itself.",
         "",
-    ]  # fmt: skip
+    ]
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text("\n".join(line for line in out if line is not None) + "\n", encoding="utf-8")
 
@@ -380,8 +447,14 @@ def plot_figures(facts: dict, figures: Path) -> dict[str, Path]:
     fig, ax = plt.subplots(figsize=(4, 3), dpi=110)
     ns = [s["N"] for s in sizes]
     for key, label in (("dj_norm", "‖ΔJ‖_F"), ("dj_rel", "‖ΔJ‖_F / ‖J0‖_F")):
-        ax.errorbar(ns, [s[key].mean for s in sizes], [s[key].sd for s in sizes], marker="o",
-                    label=label, capsize=3)  # fmt: skip
+        ax.errorbar(
+            ns,
+            [s[key].mean for s in sizes],
+            [s[key].sd for s in sizes],
+            marker="o",
+            label=label,
+            capsize=3,
+        )
     ax.set(xscale="log", yscale="log", xlabel="N", title="learned change against size")
     ax.legend(fontsize=8)
     fig.tight_layout()
