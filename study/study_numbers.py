@@ -83,6 +83,14 @@ def run_facts(archive: Path, report: Path) -> dict[str, Any]:
     out["functional_rank"] = Stat.of(last_eval(res, "functional_rank"))
     out["functional_rank_split"] = Stat.of(last_eval(res, "functional_rank_split"))
     out["rank90"] = Stat.of(rank_needed(last["sv"], 0.9).values)
+    # the regulariser-aware split: ΔJ = −κ J0 + residual (κ: shrinkage of J0)
+    out["kappa"] = Stat.of(last["kappa"].values) if "kappa" in last else Stat.of([])
+    if "corr_sv" in last:
+        out["rank90_residual"] = Stat.of(rank_needed(last["corr_sv"], 0.9).values)
+        ccum = last["corr_explained_cum"]
+        out["explained2_residual"] = Stat.of(ccum.isel(rank=min(1, ccum.sizes["rank"] - 1)).values)
+    else:
+        out["rank90_residual"] = out["explained2_residual"] = Stat.of([])
     cum = last["explained_cum"]
     out["explained1"] = Stat.of(cum.sel(rank=1).values)
     out["explained2"] = Stat.of(cum.sel(rank=2).values) if cum.sizes["rank"] > 1 else Stat.of([])
@@ -107,6 +115,9 @@ def run_facts(archive: Path, report: Path) -> dict[str, Any]:
     out["crossing_origin"] = Stat.of(cross)
     out["crossing_mean"] = Stat.of(np.asarray(res["crossing_epoch"].values, float))
     out["max_re_end"] = Stat.of(max_re[:, -1])
+    out["above_end"] = int(np.sum(np.isfinite(cross) & (max_re[:, -1] > 1)))  # crossed, stayed
+    edge = float(bulk_edge(g, N))
+    out["pos_outliers_end"] = Stat.of(((eig[:, -1].real > 0) & (np.abs(eig[:, -1]) > edge)).sum(-1))
     out["max_re_0"] = Stat.of(max_re[:, 0])
     # leading outlier at the end, and its predictions from the rank-2 fit
     lead = leading(np.asarray(res["outlier"].isel(epoch=-1).values))
@@ -148,6 +159,10 @@ def run_facts(archive: Path, report: Path) -> dict[str, Any]:
     out["dj_rel"] = Stat.of(dj_norm / j0_norm)
     cos = (dj.isel(epoch=-1) * ds["J0"]).sum(("neuron", "neuron_pre")).values / (dj_norm * j0_norm)
     out["cos_dj_j0"] = Stat.of(cos)
+    # the learned residual ΔJ + κ J0 (κ per seed: the shrinkage of J0, `kappa` of the analysis)
+    kappa = np.asarray(last["kappa"].values, float) if "kappa" in last else np.zeros(n_seeds)
+    resid = dj.isel(epoch=-1) + kappa[:, None, None] * ds["J0"]
+    out["residual_norm"] = Stat.of(np.sqrt((resid**2).sum(("neuron", "neuron_pre")).values))
     lam = np.asarray(res["lambda_task"].values, float) if "lambda_task" in res else np.nan
     out["lambda_task"] = float(np.nanmean(lam)) if np.isfinite(lam).any() else np.nan
     if np.isfinite(out["lambda_task"]):
@@ -155,6 +170,9 @@ def run_facts(archive: Path, report: Path) -> dict[str, Any]:
         near = ev[np.arange(len(ev)), np.abs(ev - out["lambda_task"]).argmin(axis=-1)]
         out["nearest_to_task"] = Stat.of(near.real)
         out["task_gap"] = Stat.of(np.abs(near - out["lambda_task"]))
+        ev0 = eig[:, 0]  # the same distance before learning: what chance gives in this bulk
+        near0 = ev0[np.arange(len(ev0)), np.abs(ev0 - out["lambda_task"]).argmin(axis=-1)]
+        out["task_gap0"] = Stat.of(np.abs(near0 - out["lambda_task"]))
     out["explained2_by_epoch"] = (
         {
             int(e): Stat.of(res["explained_cum"].sel(epoch=e, rank=2).values)
