@@ -275,8 +275,9 @@ def schuessler(facts: dict[str, Any]) -> list[str]:
             "The learned part agrees: it barely changes with N."
             if np.isfinite(s_res) and abs(s_res) < 0.25
             else f"The learned part grows with N (slope {f(s_res, 2)}): more than their result "
-            "says. One difference from a penalty-free setup: here Adam turns the tiny λ_W into a large "
-            "shrinkage of J0, and ΔJ + κJ0 removes only its uniform part (not tested further)."
+            "says. One difference from a penalty-free setup: here Adam turns the tiny λ_W into a "
+            "large shrinkage of J0, and ΔJ + κJ0 removes only its uniform part (not tested "
+            "further)."
         ),
         f"3. *ΔJ is useful only together with its own J0 (their shuffle control).* ΔJ added to a "
         f"random permutation of J0's entries loses {rank_words(lost)} % of the gain of learning "
