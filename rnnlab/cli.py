@@ -17,6 +17,9 @@ from pathlib import Path
 
 from rnnlab.errors import RnnlabError, RunStopped, SweepFailed
 
+# rnnlab.analysis.inloop.DEFAULT_TRIALS (not imported here: parsing stays light; a test checks)
+FRESH_TRIALS = 400
+
 EXIT_USAGE = 2
 EXIT_SIGPIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader has gone
 
@@ -123,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument(
         "--trials",
         type=int,
-        default=1000,
+        default=FRESH_TRIALS,
         help="fresh trials per seed on which a file's last snapshot is re-simulated (MSE ± SE)",
     )
     info.add_argument(
@@ -150,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--trials",
         type=int,
-        default=1000,
+        default=FRESH_TRIALS,
         help="fresh trials per seed for the re-simulations (evaluate, functional rank, shuffle)",
     )
     analyze.add_argument(

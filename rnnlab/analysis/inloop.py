@@ -31,13 +31,16 @@ __all__ = [
     "evaluate_file",
     "functional_rank",
     "member_configs",
+    "network_analyses",
     "select_epochs",
     "shuffle_control",
 ]
 
 EVAL = "eval_epoch"
 RANK = "trunc_rank"
-DEFAULT_TRIALS = 1000  # per-trial MSE scatters by ~27% on the default run: SE ~0.9% of it
+# per-trial MSE scatters by 26-29% of the optimum on the default run's seeds: SE <= 1.5% of it
+# (the rule: < 2%); functional ranks the same as with 1000 or 4000 trials (docs/analysis.md)
+DEFAULT_TRIALS = 400
 DEFAULT_RANKS = (0, 1, 2, 3, 5, 10, 20)  # and N (the whole ΔJ), always added
 FUNCTIONAL_FRAC = 0.05  # Schuessler et al. (NeurIPS 2020): excess within 5% of that of R = 0
 CONTROLS = ("trained", "shuffled J0", "J0 only")
@@ -161,7 +164,7 @@ def evaluate(
     epochs = select_epochs(ds, epoch)
     configs, args = network_inputs(ds, epochs)
     sim = {"configs": configs, "n_trials": n_trials, "device": device, "dtype": dtype}
-    mse, se, optimum = xr.apply_ufunc(
+    outs = xr.apply_ufunc(
         np_simulate.evaluate,
         *args,
         kwargs=sim,
@@ -170,6 +173,12 @@ def evaluate(
         dask="parallelized",
         output_dtypes=[float, float, float],
     )
+    return _evaluate_results(ds, outs, epochs, n_trials)
+
+
+def _evaluate_results(ds: xr.Dataset, outs, epochs: list[int], n_trials: int) -> xr.Dataset:
+    """evaluate's Dataset from the kernel's outputs (mse, se, optimum)."""
+    mse, se, optimum = outs
     optimum = optimum.isel({EVAL: 0}, drop=True)
     out = xr.Dataset(
         {
@@ -231,6 +240,14 @@ def functional_rank(
         output_dtypes=[float] * n_out,
         dask_gufunc_kwargs={"output_sizes": {RANK: len(rank_values)}},
     )
+    return _truncation_results(ds, outs, epochs, rank_values, n_trials, frac, split)
+
+
+def _truncation_results(
+    ds: xr.Dataset, outs, epochs: list[int], rank_values: np.ndarray, n_trials: int,
+    frac: float, split: bool,
+) -> xr.Dataset:  # fmt: skip
+    """functional_rank's Dataset from the kernel's outputs (3 or, with split, 6 losses)."""
     names = ["loss", "loss_se", "loss_diff_se"]
     if split:
         names += ["loss_split", "loss_split_se", "loss_split_diff_se"]
@@ -289,7 +306,7 @@ def shuffle_control(
     configs, args = network_inputs(ds, epochs)
     kwargs = {"configs": configs, "n_trials": n_trials, "device": device, "dtype": dtype,
               "n_shuffles": n_shuffles}  # fmt: skip
-    loss, se, lost = xr.apply_ufunc(
+    outs = xr.apply_ufunc(
         np_simulate.shuffle_losses,
         *args,
         kwargs=kwargs,
@@ -299,6 +316,14 @@ def shuffle_control(
         output_dtypes=[float] * 3,
         dask_gufunc_kwargs={"output_sizes": {"control": len(CONTROLS)}},
     )
+    return _shuffle_results(ds, outs, epochs, n_trials, n_shuffles)
+
+
+def _shuffle_results(
+    ds: xr.Dataset, outs, epochs: list[int], n_trials: int, n_shuffles: int
+) -> xr.Dataset:
+    """shuffle_control's Dataset from the kernel's outputs (loss, se, lost)."""
+    loss, se, lost = outs
     out = xr.Dataset(
         {
             "shuffle_loss": loss.assign_attrs(long_name="MSE on fresh trials per control"),
@@ -310,6 +335,50 @@ def shuffle_control(
     ).assign_coords(control=list(CONTROLS), **{EVAL: epochs})
     attrs = {"units": "1", "n_trials": n_trials, "n_shuffles": n_shuffles}
     return _finish(out, ds, attrs)
+
+
+def network_analyses(
+    ds: xr.Dataset,
+    epoch: Any = -1,
+    n_trials: int = DEFAULT_TRIALS,
+    *,
+    ranks: Sequence[int] = DEFAULT_RANKS,
+    frac: float = FUNCTIONAL_FRAC,
+    split: bool = True,
+    n_shuffles: int = 1,
+    device: str = "auto",
+    dtype: str = "float32",
+) -> list[xr.Dataset]:
+    """[`evaluate`, `functional_rank`, `shuffle_control`] of the same arguments, from one
+    simulation (`np_simulate.network_losses`): every distinct network simulated once on the
+    member's fresh trials (the trained J once, not four times; J0 alone once, not twice), one
+    task per epoch. The same results as the three calls (tested); what `analyze` runs."""
+    _check_trials(n_trials)
+    if not 0 < frac < 1:
+        raise AnalysisError(f"frac must be in (0, 1), got {frac}")
+    if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, int) or n_shuffles < 1:
+        raise AnalysisError(f"n_shuffles must be a positive integer, got {n_shuffles!r}")
+    epochs = select_epochs(ds, epoch)
+    configs, args = network_inputs(ds, epochs)
+    rank_values = _ranks(ranks, ds.sizes[ROW])
+    kwargs = {"configs": configs, "n_trials": n_trials, "device": device, "dtype": dtype,
+              "ranks": rank_values, "split": split, "n_shuffles": n_shuffles}  # fmt: skip
+    n_trunc = 6 if split else 3
+    outs = xr.apply_ufunc(
+        np_simulate.network_losses,
+        *args,
+        kwargs=kwargs,
+        input_core_dims=CORE,
+        output_core_dims=[[]] * 3 + [[RANK]] * n_trunc + [["control"], ["control"], []],
+        dask="parallelized",
+        output_dtypes=[float] * (6 + n_trunc),
+        dask_gufunc_kwargs={"output_sizes": {RANK: len(rank_values), "control": len(CONTROLS)}},
+    )
+    return [
+        _evaluate_results(ds, outs[:3], epochs, n_trials),
+        _truncation_results(ds, outs[3 : 3 + n_trunc], epochs, rank_values, n_trials, frac, split),
+        _shuffle_results(ds, outs[3 + n_trunc :], epochs, n_trials, n_shuffles),
+    ]
 
 
 def evaluate_file(

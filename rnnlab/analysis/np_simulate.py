@@ -22,6 +22,7 @@ __all__ = [
     "MEMORY_BUDGET",
     "mean_se",
     "member_losses",
+    "network_losses",
     "optimal_mse",
     "resolve_device",
     "trial_mse",
@@ -71,11 +72,14 @@ def trial_mse(
     dtype: str = "float32",
     stream: str = "fresh",
     budget: int = MEMORY_BUDGET,
+    kernel: str = "auto",
 ) -> np.ndarray:
     """MSE of each network on each of its seed's fresh trials, (L, n_trials) float64.
 
     J (L, N, N), B (L, N, n_in), w (L, N, n_out) and seeds (L,): L networks of one config `cfg`
-    (phi, alpha, task). A network with a non-finite entry gets NaN.
+    (phi, alpha, task). A network with a non-finite entry gets NaN. `kernel`: "auto" runs the
+    forward-only compiled loop (rnnlab.bptt.forward) on the CPU where it is available, else, and
+    with "fused", the fused kernel `run_dynamics` + `readout` in blocks of `budget` bytes.
     """
     import torch
 
@@ -98,9 +102,25 @@ def trial_mse(
     steps = next(iter(trials.values()))[0].shape[1]
     wash = washout_steps(cfg)
     n = J.shape[-1]
+    alpha, phi = cfg.model.alpha, cfg.model.phi
+    if kernel not in ("auto", "fused"):
+        raise ValueError(f"kernel must be 'auto' or 'fused', got {kernel!r}")
+    if kernel == "auto" and dev.type == "cpu":
+        from rnnlab.bptt.forward import trial_errors
+
+        sets = np.unique(seeds[ok])
+        errors = trial_errors(
+            J[ok], B[ok], w[ok],
+            np.stack([trials[int(s)][0] for s in sets]),
+            np.stack([trials[int(s)][1] for s in sets]),
+            np.searchsorted(sets, seeds[ok]), alpha, phi, wash,
+            dtype={"float32": np.float32, "float64": np.float64}[dtype],
+        )  # fmt: skip
+        if errors is not None:
+            out[ok] = errors
+            return out
     per_call, per_trials = _plan(ok.size, n_trials, steps, n, tdtype.itemsize, budget)
     ws = Workspace()
-    alpha, phi = cfg.model.alpha, cfg.model.phi
 
     def tensor(x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(x), dtype=tdtype, device=dev)
@@ -190,18 +210,26 @@ def truncated(j0: np.ndarray, dj: np.ndarray, ranks: np.ndarray, split: bool) ->
     """Networks J0 + dJ_R for each R of `ranks` (R x N x N), dJ_R the best rank-R approximation
     (truncated SVD) of dJ; with `split`, (1 - kappa) J0 + res_R instead, res = dJ + kappa J0 and
     kappa = -<dJ, J0>/||J0||_F^2 (the shrinkage of rnnlab.analysis.shrinkage). R = N is the
-    trained J itself in both."""
+    trained J itself in both, J0 + dJ exactly (not its SVD reconstruction), and R = 0 the base
+    exactly, so they are the very networks `evaluate` and `shuffle_losses` simulate."""
     j0 = np.asarray(j0, dtype=np.float64)
     dj = np.asarray(dj, dtype=np.float64)
-    base = j0
+    trained = j0 + dj
+    base, res = j0, dj
     if split:
         den = float(np.sum(j0 * j0))
         kappa = -float(np.sum(dj * j0)) / den if den > 0 else 0.0
-        base, dj = (1.0 - kappa) * j0, dj + kappa * j0
-    u, s, vt = np.linalg.svd(dj)
+        base, res = (1.0 - kappa) * j0, dj + kappa * j0
+    inner = [int(r) for r in ranks if 0 < int(r) < min(j0.shape)]
+    u, s, vt = np.linalg.svd(res) if inner else (None, None, None)
     out = np.empty((len(ranks),) + j0.shape)
     for i, r in enumerate(ranks):
-        out[i] = base + (u[:, :r] * s[:r]) @ vt[:r]
+        if r >= min(j0.shape):
+            out[i] = trained
+        elif r <= 0:
+            out[i] = base
+        else:
+            out[i] = base + (u[:, :r] * s[:r]) @ vt[:r]
     return out
 
 
@@ -235,11 +263,17 @@ def truncation_losses(
             np.full(k, int(ms)), configs[int(mc)], n_trials, **sim,
         )  # fmt: skip
         for part, per_trial in enumerate(np.split(losses, len(nets))):
-            mean, se = mean_se(per_trial)
-            _, diff_se = mean_se(per_trial - per_trial[-1:])
-            for j, values in enumerate((mean, se, diff_se)):
+            for j, values in enumerate(_truncation_stats(per_trial)):
                 outs[3 * part + j][idx] = values
     return tuple(outs)
+
+
+def _truncation_stats(per_trial: np.ndarray) -> tuple[np.ndarray, ...]:
+    """mean, its SE and the SE of the paired difference to the last row (R = N), over trials,
+    of per-trial losses (n_ranks, n_trials)."""
+    mean, se = mean_se(per_trial)
+    _, diff_se = mean_se(per_trial - per_trial[-1:])
+    return mean, se, diff_se
 
 
 def functional_rank(loss: np.ndarray, ranks: np.ndarray, frac: float = 0.05) -> np.ndarray:
@@ -264,10 +298,6 @@ def shuffle_losses(j0, dj, b, w, seed, cfg_index, *, configs, n_trials, n_shuffl
     (L_J0 - L_trained): the fraction of what learning gained that is lost when dJ meets a J0 of
     the same entries but not its own (0: dJ works with any such J0; 1: all of it is lost).
     """
-    import torch
-
-    from rnnlab.network.rng import seed_generator
-
     lead = np.broadcast_shapes(np.shape(j0)[:-2], np.shape(dj)[:-2], np.shape(b)[:-2],
                                np.shape(w)[:-2], np.shape(seed), np.shape(cfg_index))  # fmt: skip
     loss, se = np.full(lead + (3,), np.nan), np.full(lead + (3,), np.nan)
@@ -279,23 +309,103 @@ def shuffle_losses(j0, dj, b, w, seed, cfg_index, *, configs, n_trials, n_shuffl
         mdj = np.asarray(mdj, dtype=np.float64)
         if not (np.isfinite(mj0).all() and np.isfinite(mdj).all()):
             continue
-        gen = seed_generator(int(ms), "shuffle")
-        flat = mj0.reshape(-1)
-        shuffled = [
-            flat[torch.randperm(flat.size, generator=gen).numpy()].reshape(mj0.shape) + mdj
-            for _ in range(n_shuffles)
-        ]
-        stack = np.stack([mj0 + mdj, mj0, *shuffled])
+        stack = np.stack([mj0 + mdj, mj0, *shuffled_nets(mj0, mdj, int(ms), n_shuffles)])
         k = len(stack)
         per_trial = trial_mse(
             stack, np.broadcast_to(mb, (k,) + mb.shape), np.broadcast_to(mw, (k,) + mw.shape),
             np.full(k, int(ms)), configs[int(mc)], n_trials, **sim,
         )  # fmt: skip
-        per_trial = np.stack([per_trial[0], per_trial[2:].mean(axis=0), per_trial[1]])
-        loss[idx], se[idx] = mean_se(per_trial)
-        gain = loss[idx][2] - loss[idx][0]
-        lost[idx] = (loss[idx][1] - loss[idx][0]) / gain if gain > 0 else np.nan
+        loss[idx], se[idx], lost[idx] = _shuffle_stats(per_trial[0], per_trial[2:], per_trial[1])
     return loss, se, lost
+
+
+def shuffled_nets(j0: np.ndarray, dj: np.ndarray, seed: int, n_shuffles: int) -> list[np.ndarray]:
+    """P(J0) + dJ for `n_shuffles` permutations P of J0's N^2 entries from the seed's "shuffle"
+    stream (`torch.randperm`), float64."""
+    import torch
+
+    from rnnlab.network.rng import seed_generator
+
+    gen = seed_generator(int(seed), "shuffle")
+    flat = np.asarray(j0, dtype=np.float64).reshape(-1)
+    return [
+        flat[torch.randperm(flat.size, generator=gen).numpy()].reshape(np.shape(j0)) + dj
+        for _ in range(n_shuffles)
+    ]
+
+
+def _shuffle_stats(trained: np.ndarray, shuffled: np.ndarray, alone: np.ndarray) -> tuple:
+    """loss, loss_se (3,) of (trained, shuffled J0, J0 only) from per-trial losses (the shuffled
+    ones (n_shuffles, n_trials) averaged per trial) and the fraction of the gain lost."""
+    per_trial = np.stack([trained, shuffled.mean(axis=0), alone])
+    loss, se = mean_se(per_trial)
+    gain = loss[2] - loss[0]
+    lost = (loss[1] - loss[0]) / gain if gain > 0 else np.nan
+    return loss, se, lost
+
+
+def network_losses(
+    j0, dj, b, w, seed, cfg_index, *, configs, n_trials, ranks, split: bool = True,
+    n_shuffles: int = 1, **sim,
+):  # fmt: skip
+    """`evaluate`, `truncation_losses` and `shuffle_losses` in one simulation: each distinct
+    network of a member simulated once (the trained J0 + dJ, J0 + dJ_R and (1 - kappa) J0 +
+    res_R for the R < N of `ranks`, the shuffled J0s: 2 len(ranks) + n_shuffles - 1 networks
+    instead of 2 len(ranks) + n_shuffles + 3), every member of a config in one `trial_mse` call.
+
+    Returns their outputs in that order: mse, mse_se, mse_optimal (...); loss, loss_se,
+    loss_diff_se (..., n_ranks) and, with split, loss_split, loss_split_se, loss_split_diff_se;
+    loss, loss_se (..., 3) and lost (...) of the shuffle control. The networks, trials and
+    statistics are those of the three functions, so are the numbers (a network's losses do not
+    depend on what else is simulated with it).
+    """
+    ranks = np.asarray(ranks, dtype=np.int64)
+    lead = np.broadcast_shapes(np.shape(j0)[:-2], np.shape(dj)[:-2], np.shape(b)[:-2],
+                               np.shape(w)[:-2], np.shape(seed), np.shape(cfg_index))  # fmt: skip
+    n_rank, parts = len(ranks), 2 if split else 1
+    mse, mse_se = np.full(lead, np.nan), np.full(lead, np.nan)
+    trunc = [np.full(lead + (n_rank,), np.nan) for _ in range(3 * parts)]
+    sh_loss, sh_se = np.full(lead + (3,), np.nan), np.full(lead + (3,), np.nan)
+    sh_lost = np.full(lead, np.nan)
+    arrays = [(np.asarray(x), k) for x, k in ((j0, 2), (dj, 2), (b, 2), (w, 2))]
+    arrays += [(np.asarray(seed), 0), (np.asarray(cfg_index), 0)]
+    members, stacks = [], []  # (index, B, w, seed, config) and each member's networks
+    for idx, (mj0, mdj, mb, mw, ms, mc) in _members(lead, *arrays):
+        mj0 = np.asarray(mj0, dtype=np.float64)
+        mdj = np.asarray(mdj, dtype=np.float64)
+        if not (np.isfinite(mj0).all() and np.isfinite(mdj).all()):
+            continue
+        nets = [(mj0 + mdj)[None]]  # trained: R = N of both truncations
+        nets += [truncated(mj0, mdj, ranks[:-1], part == 1) for part in range(parts)]
+        nets.append(np.stack(shuffled_nets(mj0, mdj, int(ms), n_shuffles)))
+        members.append((idx, mb, mw, int(ms), int(mc)))
+        stacks.append(np.concatenate(nets))
+    for k in sorted({m[4] for m in members}):  # one simulation per config
+        mine = [i for i, m in enumerate(members) if m[4] == k]
+        count = [len(stacks[i]) for i in mine]
+        J = np.concatenate([stacks[i] for i in mine])
+        B = np.concatenate([np.broadcast_to(members[i][1], (c,) + members[i][1].shape)
+                            for i, c in zip(mine, count, strict=True)])  # fmt: skip
+        W = np.concatenate([np.broadcast_to(members[i][2], (c,) + members[i][2].shape)
+                            for i, c in zip(mine, count, strict=True)])  # fmt: skip
+        seeds = np.repeat([members[i][3] for i in mine], count)
+        losses = np.split(trial_mse(J, B, W, seeds, configs[k], n_trials, **sim),
+                          np.cumsum(count)[:-1])  # fmt: skip
+        for i, per_trial in zip(mine, losses, strict=True):
+            idx = members[i][0]
+            trained, rest = per_trial[0], per_trial[1:]
+            mse[idx], mse_se[idx] = mean_se(trained)
+            for part in range(parts):
+                rows = np.concatenate([rest[part * (n_rank - 1) : (part + 1) * (n_rank - 1)],
+                                       trained[None]])  # fmt: skip
+                for j, values in enumerate(_truncation_stats(rows)):
+                    trunc[3 * part + j][idx] = values
+            alone = rest[0]  # R = 0 of the plain truncation: J0 itself
+            shuffled = rest[parts * (n_rank - 1) :]
+            sh_loss[idx], sh_se[idx], sh_lost[idx] = _shuffle_stats(trained, shuffled, alone)
+    index = np.broadcast_to(np.asarray(cfg_index), lead).astype(np.int64)
+    optimum = np.array([optimal_mse(c) for c in configs])[index]
+    return (mse, mse_se, optimum, *trunc, sh_loss, sh_se, sh_lost)
 
 
 def sample_states(

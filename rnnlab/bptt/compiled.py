@@ -35,7 +35,14 @@ from numba.extending import overload
 
 from rnnlab.bptt.mkl import available, gemm_scratch, matmul
 
-__all__ = ["PHI_CODES", "adjoint_steps", "available", "forward_steps", "over_seeds"]
+__all__ = [
+    "PHI_CODES",
+    "adjoint_steps",
+    "available",
+    "forward_errors",
+    "forward_steps",
+    "over_seeds",
+]
 
 PHI_CODES = {"tanh": 0, "relu": 1, "linear": 2}
 TANH_CLIP = 9.0  # |x| >= 9: tanh(x) is +-1 to within 3e-8
@@ -164,6 +171,55 @@ def adjoint_steps(J, grad, rates, alpha, keep, phi, lam, s0, s1):  # pragma: no 
                 for j in range(n):
                     d = _dphi_from_rate(r_k[i, j], phi)
                     l_k[i, j] = d * (g_k[i, j] + alpha * tmp[i, j]) + keep * l_next[i, j]
+
+
+@numba.njit(**_JIT)
+def forward_errors(
+    jt, u, b_t, w, target, trial_set, alpha, keep, phi, wash, err, s0, s1
+):  # pragma: no cover (jit)
+    """Networks s0..s1-1, forward only from h = 0: the same step as `forward_steps`,
+    h_k = keep h_{k-1} + alpha (r_{k-1} J^T + u_k B^T), r_k = phi(h_k), then y_k = r_k w (one
+    GEMM) and err[s, i] = mean over k >= wash and outputs of (y_k - target_k)^2 (float64).
+
+    Nothing of the trajectory is kept: three (Bt, N) blocks per thread. Network s meets the
+    trials of set `trial_set[s]`: u (G, T, Bt, n_in), target (G, T, Bt, n_out) float64.
+    """
+    t_steps, bt, n_in = u.shape[1], u.shape[2], u.shape[3]
+    n, n_out = jt.shape[1], w.shape[2]
+    h = np.empty((bt, n), dtype=jt.dtype)
+    r = np.empty((bt, n), dtype=jt.dtype)
+    tmp = np.empty((bt, n), dtype=jt.dtype)
+    y = np.empty((bt, n_out), dtype=jt.dtype)
+    scratch = gemm_scratch(tmp, bt, n, n)
+    scratch_y = gemm_scratch(y, bt, n, n_out)
+    scale = 1.0 / max(1, (t_steps - wash) * n_out)
+    for s in range(s0, s1):
+        g = trial_set[s]
+        for i in range(bt):
+            err[s, i] = 0.0
+            for j in range(n):
+                h[i, j] = 0.0
+                r[i, j] = _act(h[i, j], phi)
+        for k in range(t_steps):
+            matmul(r, jt[s], tmp, scratch, False)  # r_{k-1} J^T, read before r is overwritten
+            if n_in > 0:
+                _add_inputs(tmp, u[g, k], b_t[s])
+            for i in range(bt):
+                for j in range(n):
+                    v = keep * h[i, j] + alpha * tmp[i, j]
+                    h[i, j] = v
+                    r[i, j] = _act(v, phi)
+            if k >= wash:
+                matmul(r, w[s], y, scratch_y, False)
+                tg = target[g, k]
+                for i in range(bt):
+                    acc = 0.0
+                    for o in range(n_out):
+                        d = np.float64(y[i, o]) - tg[i, o]
+                        acc += d * d
+                    err[s, i] += acc
+        for i in range(bt):
+            err[s, i] *= scale
 
 
 _pool: ThreadPoolExecutor | None = None

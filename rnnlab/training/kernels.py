@@ -1,7 +1,8 @@
 """The compiled CPU kernels a run uses: are they in numba's disk cache, and compile them ahead.
 
-The first run after installing compiles the OU recursion, the BPTT step loops and the outlier
-tracker; later runs load them from the cache in rnnlab's __pycache__ (or NUMBA_CACHE_DIR).
+The first run after installing compiles the OU recursion, the BPTT step loops, the outlier
+tracker and the forward-only loop that evaluates networks (rnnlab.bptt.forward, about 2 s of it);
+later runs load them from the cache in rnnlab's __pycache__ (or NUMBA_CACHE_DIR).
 `prepare` does that before anything else of a run (so the progress bar's rate is the training's)
 and says so when they are not cached (measured here: 8.6-10.6 s on 2 cores, 5.4 s of it the
 tracker). Tried and dropped: compiling the tracker in a second process meanwhile (9.2 -> 10.6 s
@@ -30,6 +31,7 @@ def _dispatchers() -> list[Any]:
         tasks.ar1,
         compiled.forward_steps,
         compiled.adjoint_steps,
+        compiled.forward_errors,
         tracker_kernel.leading_eigvals,
         tracker_kernel.outlier_summary,
     ]
@@ -88,6 +90,21 @@ def warm_up_kernels(cfg: Config) -> None:
     out.loss.sum().backward()
     ar1(np.zeros((1, 2, 1)), 0.5)
     warm_up_tracker(cfg)
+    warm_up_evaluation(n, n_in, n_out, steps, model.phi)
+
+
+def warm_up_evaluation(n: int, n_in: int, n_out: int, steps: int, phi: str) -> None:
+    """Compile or load the forward-only loop that `rnnlab analyze` and `rnnlab info` evaluate
+    networks with (rnnlab.bptt.forward, float32), so their first use runs warm."""
+    import numpy as np
+
+    from rnnlab.bptt.forward import trial_errors
+
+    trial_errors(
+        np.zeros((1, n, n)), np.zeros((1, n, n_in)), np.zeros((1, n, n_out)),
+        np.zeros((1, 2, steps, n_in)), np.zeros((1, 2, steps, n_out)), np.zeros(1, np.int64),
+        0.5, phi, 1,
+    )  # fmt: skip
 
 
 def warm_up_tracker(cfg: Config) -> None:

@@ -93,6 +93,31 @@ def test_evaluate_matches_an_independent_numpy_simulation(tiny_archive):
     np.testing.assert_allclose(ev.mse_optimal, float(ds.mse_optimal), rtol=1e-12)
 
 
+@pytest.mark.parametrize("phi", ["tanh", "relu", "linear"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_forward_only_loop_matches_the_fused_kernel(phi, dtype):
+    """trial_mse on the CPU runs rnnlab.bptt.forward (no trajectory kept, readout step by step);
+    the fused kernel (run_dynamics + readout, what the GPU runs) gives the same per-trial MSE
+    to float rounding, with two inputs and two outputs, on networks of three seeds, and a
+    network's numbers do not depend on what is simulated with it."""
+    cfg = load_config(None, [f"model.phi={phi}", "model.N=24", "task.n_stimuli=2",
+                             "task.n_outputs=2", "task.duration=0.4"])  # fmt: skip
+    rng = np.random.default_rng(0)
+    J = 1.2 * rng.normal(size=(5, 24, 24)) / np.sqrt(24)
+    B, w = rng.normal(size=(5, 24, 2)), rng.normal(size=(5, 24, 2)) / 5
+    seeds = np.array([0, 1, 1, 2, 0])
+    fast = np_simulate.trial_mse(J, B, w, seeds, cfg, 70, dtype=dtype)
+    fused = np_simulate.trial_mse(J, B, w, seeds, cfg, 70, dtype=dtype, kernel="fused")
+    assert fast.shape == (5, 70) and np.isfinite(fast).all()
+    np.testing.assert_allclose(fast, fused, rtol=2e-6 if dtype == "float32" else 1e-12)
+    alone = np_simulate.trial_mse(J[2:4], B[2:4], w[2:4], seeds[2:4], cfg, 70, dtype=dtype)
+    np.testing.assert_array_equal(alone, fast[2:4])
+    J[1, 0, 0] = np.nan  # a non-finite network: NaN, the others unchanged
+    bad = np_simulate.trial_mse(J, B, w, seeds, cfg, 70, dtype=dtype)
+    assert np.isnan(bad[1]).all()
+    np.testing.assert_array_equal(np.delete(bad, 1, axis=0), np.delete(fast, 1, axis=0))
+
+
 def test_evaluate_is_lazy_and_equals_eager(tiny_archive):
     ds = rnnlab.open_archive(tiny_archive)
     with dask.config.set(scheduler=_raise):
@@ -188,11 +213,41 @@ def test_truncations_are_the_best_rank_r_approximations():
     np.testing.assert_allclose(
         nets[1], j0 + s[0] * np.outer(u[:, 0], vt[0]) + s[1] * np.outer(u[:, 1], vt[1])
     )
-    np.testing.assert_allclose(nets[2], j0 + dj, atol=1e-12)
+    np.testing.assert_array_equal(nets[0], j0)  # R = 0 and R = N: exactly J0 and J0 + dJ
+    np.testing.assert_array_equal(nets[2], j0 + dj)
     kappa = -np.sum(dj * j0) / np.sum(j0 * j0)
     split = np_simulate.truncated(j0, dj, np.array([0, 12]), split=True)
     np.testing.assert_allclose(split[0], (1 - kappa) * j0)
-    np.testing.assert_allclose(split[1], j0 + dj, atol=1e-12)
+    np.testing.assert_array_equal(split[1], j0 + dj)
+
+
+def test_one_simulation_pass_gives_what_the_three_analyses_give(tiny_archive):
+    """network_analyses (what analyze runs) simulates each distinct network once; its
+    evaluate, functional_rank and shuffle_control are the three functions' own, bit for bit,
+    and R = N and R = 0 are the trained and J0-only networks of the other two."""
+    ds = rnnlab.open_archive(tiny_archive)
+    kw = {"n_trials": 60}
+    parts = ra.compute(
+        xr.merge(
+            ra.inloop.network_analyses(ds, [0, -1], ranks=(1, 3), n_shuffles=2, **kw),
+            compat="override", join="exact", combine_attrs="drop_conflicts",
+        ), progress=False,
+    )  # fmt: skip
+    separate = [
+        run(ra.evaluate(ds, [0, -1], **kw)),
+        run(ra.functional_rank(ds, (1, 3), epoch=[0, -1], **kw)),
+        run(ra.shuffle_control(ds, [0, -1], n_shuffles=2, **kw)),
+    ]
+    for one in separate:
+        for name, da in one.data_vars.items():
+            np.testing.assert_array_equal(parts[name].values, da.values, err_msg=name)
+            assert parts[name].attrs == da.attrs and parts[name].dims == da.dims
+    ev, fr, sh = separate
+    np.testing.assert_array_equal(fr.loss.isel(trunc_rank=-1), ev.mse)
+    np.testing.assert_array_equal(fr.loss_split.isel(trunc_rank=-1), ev.mse)
+    np.testing.assert_array_equal(sh.shuffle_loss.sel(control="trained"), ev.mse)
+    alone = sh.shuffle_loss.sel(control="J0 only")
+    np.testing.assert_array_equal(alone, fr.loss.isel(trunc_rank=0))
 
 
 # --- shuffle control -------------------------------------------------------------------------

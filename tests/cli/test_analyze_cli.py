@@ -38,7 +38,7 @@ def test_analyze_writes_report_summary_and_results(tiny_archive, tmp_path):
     with xr.open_dataset(out / "analysis.nc") as results:  # the in-loop analyses, by default
         assert {"mse", "functional_rank", "shuffle_lost", "ladder_from_rank"} <= set(results)
         assert {"n_fixed_points", "lambda_task"} <= set(results)
-        assert results["mse"].attrs["n_trials"] == 1000
+        assert results["mse"].attrs["n_trials"] == 400
     assert "## Verdict (n = 2 seeds)" in summary
     again = rnnlab("analyze", str(tiny_archive), "-o", str(out), "--quiet")
     assert again.returncode == 2 and "--overwrite" in again.stderr

@@ -45,11 +45,11 @@ def test_run_info_and_plain_xarray(tmp_path):
     for needle in ("dims:", "seed=2", "eigvals", "g=1.2", "seed    0: loss", "complete"):
         assert needle in info.stdout
     # the last snapshot re-simulated on fresh trials: MSE ± SE per seed, as evaluate gives it
-    assert "on 1000 fresh trials per seed (epoch 12, mean ± SE" in info.stdout
+    assert "on 400 fresh trials per seed (epoch 12, mean ± SE" in info.stdout
     import rnnlab as rl
     import rnnlab.analysis as ra
 
-    ev = ra.compute(ra.evaluate(rl.open_archive(out), n_trials=1000), progress=False)
+    ev = ra.compute(ra.evaluate(rl.open_archive(out), n_trials=400), progress=False)
     for i in range(2):
         mse, se = float(ev.mse[i, 0]), float(ev.mse_se[i, 0])
         assert f"seed    {i}: mse {mse:.4g} ± {se:.2g}" in info.stdout
@@ -184,3 +184,15 @@ def test_info_lists_a_directory_one_line_per_archive(tiny_archive, tmp_path):
         res.stderr.strip()
         == f"rnnlab: error: no archives (*.nc or *.nc.partial) in directory {empty}"
     )
+
+
+def test_the_cli_trial_default_is_the_analysis_default():
+    """--trials of `info` and `analyze` defaults to inloop.DEFAULT_TRIALS (a literal in cli.py,
+    which must not import the analysis to parse its arguments)."""
+    from rnnlab.analysis.inloop import DEFAULT_TRIALS
+    from rnnlab.cli import FRESH_TRIALS, build_parser
+
+    assert FRESH_TRIALS == DEFAULT_TRIALS
+    parser = build_parser()
+    assert parser.parse_args(["info", "x.nc"]).trials == DEFAULT_TRIALS
+    assert parser.parse_args(["analyze", "x.nc"]).trials == DEFAULT_TRIALS

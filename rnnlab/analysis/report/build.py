@@ -17,6 +17,7 @@ import xarray as xr
 from rnnlab.analysis.report import figures as plots
 from rnnlab.analysis.report import headline as summary
 from rnnlab.analysis.report import inloop_figures, phase, verdict
+from rnnlab.analysis.report import style as plot_style
 from rnnlab.analysis.report.page import render_html
 from rnnlab.data.ri import from_ri
 from rnnlab.errors import ReportError
@@ -129,17 +130,22 @@ def figures(archive: xr.Dataset, results: xr.Dataset) -> dict[str, object]:
     return figs
 
 
+def png_object(obj: object) -> object:
+    """What a PNG shows of a figure: a HoloMap's frame of the first member (if a kdim) at the
+    last epoch, else the figure itself."""
+    if isinstance(obj, hv.HoloMap):
+        key = obj.keys()[0][:-1] + obj.keys()[-1][-1:] if obj.ndims > 1 else obj.keys()[-1]
+        obj = obj[key]
+    return obj
+
+
 def write_pngs(figs: dict[str, object], figdir: Path) -> dict[str, Path]:
     """figures/*.png of the main plots through the matplotlib backend (spectrum: last epoch)."""
     figdir.mkdir(parents=True, exist_ok=True)
     out = {}
     for name in PNG_FIGURES:
-        obj = figs[name]
-        if isinstance(obj, hv.HoloMap):  # the first member (if a kdim), the last epoch
-            key = obj.keys()[0][:-1] + obj.keys()[-1][-1:] if obj.ndims > 1 else obj.keys()[-1]
-            obj = obj[key]
         path = figdir / f"{name}.png"
-        hv.save(obj, path, backend="matplotlib", dpi=PNG_DPI)
+        plot_style.save_png(png_object(figs[name]), path, PNG_DPI)
         out[f"figures/{name}.png"] = path
     return out
 
@@ -165,6 +171,8 @@ def write_report(
         raise ReportError(f"output directory {outdir} exists and is not a directory")
     outdir.mkdir(parents=True, exist_ok=True)
     title = str(archive.attrs.get("title", "rnnlab run"))
+    if png:  # before any figure is built: they are then styled for the PNGs too
+        plot_style.use_matplotlib()
     head = summary.headline(arch, res)
     blocks = verdict.verdict(head, res, arch)
     figs = figures(arch, res)

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import rnnlab
+from rnnlab.analysis.inloop import DEFAULT_TRIALS
 from rnnlab.data.paths import check_report_dir
 from rnnlab.errors import RnnlabError
 
@@ -29,7 +30,7 @@ def analyze_archives(
     progress: bool = True,
     allow_incomplete: bool = False,
     network: bool = True,
-    n_trials: int = 1000,
+    n_trials: int = DEFAULT_TRIALS,
 ) -> dict[str, Path]:
     """Analyse archives (files or directories) and write report.html, summary.md, analysis.nc.
 

@@ -16,6 +16,7 @@ from rnnlab.analysis.report.style import (
     KIND_COLORS,
     RE,
     SEED_COLORS,
+    both,
     circle,
     decimate,
     frame,
@@ -172,8 +173,8 @@ def outlier_paths(results: xr.Dataset) -> hv.Overlay:
     layers.append(style(line, color="#d62728", width=1.5, dash="dotted"))
     p = hv.Points(data, [RE, IM], [EPOCH])
     p = style(p, size=9, marker="circle")
-    for backend in ("bokeh", "matplotlib"):
-        p = p.opts(color="epoch", cmap="viridis", colorbar=True, backend=backend)
+    by_epoch = {"color": "epoch", "cmap": "viridis", "colorbar": True}
+    p = both(p, by_epoch, by_epoch)
     layers.append(p)
     return frame(
         hv.Overlay(layers),
@@ -353,17 +354,14 @@ def block_heatmap(
     if lim is None:
         lim = max(float(np.nanmax(np.abs(da.values), initial=0)), 1e-12)
     kd, vd = ["cluster_pre", "cluster"], ["mean"]
-    heat = hv.HeatMap(rows, kd, vd)
-    for backend in ("bokeh", "matplotlib"):
-        heat = heat.opts(cmap="RdBu_r", clim=(-lim, lim), colorbar=True, backend=backend)
+    scale = {"cmap": "RdBu_r", "clim": (-lim, lim), "colorbar": True}
+    heat = both(hv.HeatMap(rows, kd, vd), scale, scale)
     layers = [heat]
     for dark in (False, True):  # white text on saturated cells, black elsewhere
         sel = [(a, b, f"{v:.3g}") for a, b, v in rows if (abs(v) > 0.6 * lim) == dark]
         color = "white" if dark else "black"
         lab = hv.Labels(sel, kd, "text")
-        layers.append(
-            lab.opts(text_color=color, backend="bokeh").opts(color=color, backend="matplotlib")
-        )
+        layers.append(both(lab, {"text_color": color}, {"color": color}))
     name = "J" if var == "block_J" else "ΔJ"
     epoch = int(results["epoch"][-1])
     return frame(

@@ -17,6 +17,7 @@ import xarray as xr
 from rnnlab.analysis.report import figures as plots
 from rnnlab.analysis.report.style import (
     EPOCH,
+    both,
     frame,
     hline,
     points,
@@ -93,8 +94,8 @@ def learning_curve(archive: xr.Dataset, results: xr.Dataset) -> hv.Overlay:
             if not np.isfinite(y):
                 continue
             bar = hv.ErrorBars([(x, y, 2 * se)], EPOCH, ["mse", "yerr"])
-            bar = bar.opts(color=seed_color(i), line_width=2, backend="bokeh")
-            bar = bar.opts(color=seed_color(i), linewidth=1.5, backend="matplotlib")
+            c = seed_color(i)
+            bar = both(bar, {"color": c, "line_width": 2}, {"color": c, "linewidth": 1.5})
             label = "fresh-trial MSE ± 2 SE" if i == 0 else ""
             dot = hv.Scatter([(x, y)], EPOCH, "mse", label=label)
             extra += [bar, style(dot, color=seed_color(i), size=7, marker="diamond")]
@@ -205,7 +206,7 @@ def functional_rank(results: xr.Dataset, mse_optimal: float) -> hv.Overlay:
         c = seed_color(i)
         layers.append(style(hv.Curve((x, y), "R", "loss", label=name), color=c, width=2))
         bars = hv.ErrorBars((x, y, 2 * se), "R", ["loss", "yerr"])
-        layers.append(bars.opts(color=c, backend="bokeh").opts(color=c, backend="matplotlib"))
+        layers.append(both(bars, {"color": c}, {"color": c}))
         if "loss_split" in res:
             split = hv.Curve((x, res["loss_split"].values[i]), "R", "loss")
             layers.append(style(split, color=c, width=1.5, dash="dashed", alpha=0.7))

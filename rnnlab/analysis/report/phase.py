@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from rnnlab.analysis.report import headline
-from rnnlab.analysis.report.style import SEED_COLORS, frame, style
+from rnnlab.analysis.report.style import SEED_COLORS, both, frame, save_png, style
 from rnnlab.data.grid import GRID_KEYS, flatten, grid_dims
 from rnnlab.data.ri import from_ri
 
@@ -129,8 +129,8 @@ def phase_plot(data: xr.Dataset, var: str, dim: str) -> hv.Overlay:
         layers.append(style(hv.Scatter((xi, mean), kdim, var), color=color, size=7))
         ok = np.isfinite(mean) & np.isfinite(sd)
         bars = hv.ErrorBars((xi[ok], mean[ok], sd[ok]), kdim, [var, "sd"])
-        bars = bars.opts(backend="bokeh", color=color, line_width=1.5)
-        layers.append(bars.opts(backend="matplotlib", edgecolor=color, linewidth=1.2, capsize=3))
+        mpl = {"edgecolor": color, "linewidth": 1.2, "capsize": 3}
+        layers.append(both(bars, {"color": color, "line_width": 1.5}, mpl))
     pooled = [d for d in others if d != by]
     over = "seeds" + "".join(f", {d}" for d in pooled)
     extra: dict = {"padding": 0.1, **({"xticks": ticks} if ticks else {})}
@@ -208,6 +208,6 @@ def write_pngs(figs: dict[str, hv.Overlay], figdir: Path, dpi: int) -> dict[str,
     out = {}
     for name, obj in figs.items():
         path = figdir / f"{name}.png"
-        hv.save(obj, path, backend="matplotlib", dpi=dpi)
+        save_png(obj, path, dpi)
         out[f"figures/{name}.png"] = path
     return out

@@ -2,17 +2,24 @@
 
 `style` and `frame` translate one neutral description (colour, line width and dash, marker,
 title, labels, frame size) into bokeh options (report.html) and matplotlib options (PNGs).
+
+Options go to the backends that are loaded: bokeh always (imported here: the page), matplotlib
+once `use_matplotlib()` has loaded HoloViews' matplotlib backend (matplotlib.pyplot and all,
+0.4-0.8 s), which `write_report` does only when it writes PNGs. A figure built before that
+carries no matplotlib options (`styled_for_matplotlib` tells).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TypeVar
 
 import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options)
-import holoviews.plotting.mpl  # noqa: F401  (registers the matplotlib options)
 import numpy as np
 import xarray as xr
+
+from rnnlab.errors import ReportError
 
 V = TypeVar("V", bound=hv.core.Dimensioned)
 
@@ -47,6 +54,40 @@ _MPL_MARKERS = {
 _MPL_DASH = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
 
 
+def use_matplotlib() -> None:
+    """Load HoloViews' matplotlib backend: figures built from now on are styled for it too."""
+    import holoviews.plotting.mpl  # noqa: F401  (registers the matplotlib options)
+
+
+def has_matplotlib() -> bool:
+    """Whether HoloViews' matplotlib backend is loaded (figures then get its options)."""
+    return "matplotlib" in hv.Store.renderers
+
+
+def styled_for_matplotlib(obj: hv.core.Dimensioned) -> bool:
+    """Whether `obj` carries matplotlib options (built after `use_matplotlib`)."""
+    return has_matplotlib() and obj.id in hv.Store.custom_options(backend="matplotlib")
+
+
+def save_png(obj: hv.core.Dimensioned, path, dpi: int) -> None:
+    """`obj` as a PNG through HoloViews' matplotlib backend. It must have been built after
+    `use_matplotlib()` (else it would lack its matplotlib style): ReportError otherwise."""
+    if not styled_for_matplotlib(obj):
+        raise ReportError(
+            f"{Path(path).name}: figure built without matplotlib options; call "
+            "rnnlab.analysis.report.style.use_matplotlib() before building it"
+        )
+    hv.save(obj, path, backend="matplotlib", dpi=dpi)
+
+
+def both(el: V, bokeh: dict, matplotlib: dict) -> V:
+    """`el` with the `bokeh` options and, when that backend is loaded, the `matplotlib` ones."""
+    el = el.opts(backend="bokeh", **bokeh)
+    if has_matplotlib():
+        el = el.opts(backend="matplotlib", **matplotlib)
+    return el
+
+
 def style(
     el: V,
     *,
@@ -71,7 +112,7 @@ def style(
             mpl["edgecolors"] = color
     if marker is not None:
         bk["marker"], mpl["marker"] = marker, _MPL_MARKERS[marker]
-    return el.opts(backend="bokeh", **bk).opts(backend="matplotlib", **mpl)
+    return both(el, bk, mpl)
 
 
 def frame(
@@ -107,7 +148,7 @@ def frame(
     mpl = dict(fig_inches=inches, fontsize={"title": 11})
     if equal:  # the caller passes xlim/ylim of equal span (see square_limits)
         mpl["aspect"] = "equal"
-    return obj.opts(backend="bokeh", **common, **bk).opts(backend="matplotlib", **common, **mpl)
+    return both(obj, {**common, **bk}, {**common, **mpl})
 
 
 def square_limits(

@@ -87,7 +87,10 @@ def embed_holomap(hmap: hv.HoloMap, name: str) -> Column:
     else:  # slow: HoloViews updates its plot of the whole HoloMap to every frame
         plot = hv.renderer("bokeh").get_plot(hmap)
         fig = plot.state
-        sources = list(fig.select({"type": ColumnDataSource}))
+        # in creation order (ids count up): `select` walks a set, so the page would differ
+        # from run to run in the order of these sources and their frames
+        found = fig.select({"type": ColumnDataSource})
+        sources = sorted(found, key=lambda m: (len(m.id), m.id))
         frames, titles = [], []
         for i in range(len(keys)):
             plot.update(i)
