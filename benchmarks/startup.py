@@ -8,6 +8,11 @@ default archive in <= 4x.
 
     python benchmarks/startup.py                 # 5 rounds
     python benchmarks/startup.py --rounds 9 --markdown
+    python benchmarks/startup.py --before ../old-checkout   # that tree's rnnlab too, interleaved
+
+With `--before DIR` every command also runs with DIR first on PYTHONPATH (a checkout of an older
+rnnlab, e.g. `git worktree add --detach ../old COMMIT`), in the same rounds, so the table shows
+both trees under the same load; each tree analyses its own default archive.
 """
 
 from __future__ import annotations
@@ -51,10 +56,41 @@ def commands(work: Path) -> dict[str, tuple[list[str], float | None]]:
     }
 
 
-def timed(argv: list[str]) -> float:
+def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, env=env)
     return time.perf_counter() - start
+
+
+def tree_env(tree: Path | None) -> dict[str, str] | None:
+    """The environment that imports rnnlab from `tree` (None: this interpreter's own rnnlab)."""
+    if tree is None:
+        return None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def measure(
+    trees: dict[str, Path | None], rounds: int, only: list[str] | None, root: Path
+) -> dict[str, dict[str, list[float]]]:
+    """tree label -> command name -> wall times, the trees and commands interleaved per round."""
+    tables = {}
+    for label, tree in trees.items():
+        work = root / label
+        work.mkdir()
+        prepare = [PY, "-m", "rnnlab.cli", "run", "-o", str(work / "default.nc"), "--quiet"]
+        subprocess.run(prepare, check=True, env=tree_env(tree))  # archive, warm kernel caches
+        table = commands(work)
+        if only:
+            table = {k: v for k, v in table.items() if k in only or k == "import torch"}
+        tables[label] = table
+    times = {label: {name: [] for name in table} for label, table in tables.items()}
+    for _ in range(rounds):
+        for name in tables[next(iter(tables))]:
+            for label, table in tables.items():
+                times[label][name].append(timed(table[name][0], tree_env(trees[label])))
+    return times
 
 
 def main() -> None:
@@ -62,38 +98,42 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--markdown", action="store_true", help="a markdown table")
     parser.add_argument("--only", nargs="*", help="names of the commands to time (and torch)")
+    parser.add_argument("--before", type=Path, help="an older rnnlab checkout to time alongside")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="rnnlab-startup-"))
+    trees: dict[str, Path | None] = {"now": None}
+    if args.before is not None:
+        if not (args.before / "rnnlab" / "__init__.py").is_file():
+            parser.error(f"--before: no rnnlab package in {args.before}")
+        trees = {"before": args.before.resolve(), "now": None}
+    root = Path(tempfile.mkdtemp(prefix="rnnlab-startup-"))
     try:
-        prepare = [PY, "-m", "rnnlab.cli", "run", "-o", str(work / "default.nc"), "--quiet"]
-        subprocess.run(prepare, check=True)  # the default archive (and warm kernel caches)
-        table = commands(work)
-        if args.only:
-            table = {k: v for k, v in table.items() if k in args.only or k == "import torch"}
-        times: dict[str, list[float]] = {name: [] for name in table}
-        for _ in range(args.rounds):
-            for name, (argv, _) in table.items():
-                times[name].append(timed(argv))
-        torch_s = statistics.median(times["import torch"])
-        rows = []
-        for name, (_, goal) in table.items():
-            med = statistics.median(times[name])
-            ratio = med / torch_s
-            verdict = "" if goal is None else ("ok" if ratio <= goal else "OVER")
-            goal_text = "" if goal is None else f"<= {goal:g}x"
-            rows.append((name, med, ratio, goal_text, verdict))
-        print(f"median of {args.rounds} interleaved rounds; python {sys.version.split()[0]}, "
-              f"{os.cpu_count()} cores")  # fmt: skip
-        if args.markdown:
-            print("| command | median s | ratio to import torch | goal | |")
-            print("|---|---|---|---|---|")
-            for name, med, ratio, goal, verdict in rows:
-                print(f"| `{name}` | {med:.2f} | {ratio:.2f}x | {goal} | {verdict} |")
-        else:
-            for name, med, ratio, goal, verdict in rows:
-                print(f"{name:28s} {med:7.2f} s  {ratio:6.2f}x  {goal:8s} {verdict}")
+        times = measure(trees, args.rounds, args.only, root)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
+    goals = {name: goal for name, (_, goal) in commands(root).items()}
+    medians = {t: {n: statistics.median(v) for n, v in ts.items()} for t, ts in times.items()}
+    torch_s = {t: m["import torch"] for t, m in medians.items()}
+    print(f"median of {args.rounds} interleaved rounds; python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} cores")  # fmt: skip
+    labels = list(trees)
+    head = " | ".join(f"{t} s | {t} ratio" for t in labels)
+    if args.markdown:
+        print(f"| command | {head} | goal | |")
+        print("|---|" + "---|---|" * len(labels) + "---|---|")
+    else:
+        print(f"{'':28s} " + "  ".join(f"{t:>17s}" for t in labels))
+    for name in medians["now"]:
+        goal = goals[name]
+        ratio = medians["now"][name] / torch_s["now"]
+        verdict = "" if goal is None else ("ok" if ratio <= goal else "OVER")
+        goal_text = "" if goal is None else f"<= {goal:g}x"
+        cells = [(medians[t][name], medians[t][name] / torch_s[t]) for t in labels]
+        if args.markdown:
+            body = " | ".join(f"{m:.2f} | {r:.2f}x" for m, r in cells)
+            print(f"| `{name}` | {body} | {goal_text} | {verdict} |")
+        else:
+            body = "  ".join(f"{m:7.2f} s {r:6.2f}x" for m, r in cells)
+            print(f"{name:28s} {body}  {goal_text:8s} {verdict}")
 
 
 if __name__ == "__main__":
