@@ -40,3 +40,15 @@ def test_options_already_given_are_kept():
     base = hv.Points([(0, 0, 1.0)], vdims=["epoch"]).opts(alpha=0.3, backend="bokeh")
     el = plot_style.both(base, {"color": "epoch"}, {"color": "epoch"})
     assert _bokeh(el, "style")["alpha"] == 0.3 and _bokeh(el, "style")["color"] == "epoch"
+
+
+def test_frame_options_reach_the_overlay_and_spare_its_layers():
+    curve = plot_style.style(hv.Curve([1, 2], label="c"), color="#0d0e0f", width=3)
+    framed = plot_style.frame(hv.Overlay([curve]), title="T", xlabel="x", ylabel="y")
+    plot_opts = hv.Store.lookup_options("bokeh", framed, "plot").kwargs
+    assert plot_opts["title"] == "T" and plot_opts["frame_width"] == 420
+    layer = framed.values()[0]
+    assert layer.id == curve.id and _bokeh(layer, "style")["line_width"] == 3
+    assert "title" not in hv.Store.lookup_options("bokeh", layer, "plot").kwargs
+    again = plot_style.frame(framed, title="U", xlabel="x", ylabel="y")  # options already given
+    assert hv.Store.lookup_options("bokeh", again, "plot").kwargs["title"] == "U"
