@@ -1,0 +1,107 @@
+"""Compare two report directories of `rnnlab analyze`: same page, summary, analyses and PNGs.
+
+Used to check that a speed-up leaves the report unchanged: the bokeh documents' JSON of
+report.html with generated ids (p1234, uuids) renumbered in order of first appearance, the
+page's HTML around them, summary.md, the values of analysis.nc, and the PNGs (existence; size
+within `--png-tol`). Exit status 1 and a line per difference otherwise.
+
+    python benchmarks/compare_reports.py OLD_DIR NEW_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ID = re.compile(r"^(p\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+DOCS = re.compile(r'<script type="application/json" id="[^"]+">\s*(.*?)\s*</script>', re.S)
+
+
+def _renumber(obj, ids: dict):
+    """`obj` with generated ids (and keys that are ids) replaced by their order of appearance."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            k2 = ids.setdefault(k, f"ID{len(ids)}") if ID.match(k) else k
+            out[k2] = _renumber(v, ids)
+        return out
+    if isinstance(obj, list):
+        return [_renumber(v, ids) for v in obj]
+    if isinstance(obj, str) and ID.match(obj):
+        return ids.setdefault(obj, f"ID{len(ids)}")
+    return obj
+
+
+def page_parts(html: str) -> tuple[object, str]:
+    """The normalised documents JSON and the page text outside it (uuids blanked)."""
+    docs = DOCS.findall(html)
+    if len(docs) != 1:
+        raise SystemExit(f"expected one documents JSON block, found {len(docs)}")
+    rest = UUID.sub("UUID", DOCS.sub("DOCS", html))
+    return _renumber(json.loads(docs[0]), {}), rest
+
+
+def _first_diff(a, b, path="") -> str:
+    if type(a) is not type(b):
+        return f"{path}: {type(a).__name__} != {type(b).__name__}"
+    if isinstance(a, dict):
+        if a.keys() != b.keys():
+            return f"{path}: keys {sorted(set(a) ^ set(b))[:5]}"
+        for k in a:
+            if a[k] != b[k]:
+                return _first_diff(a[k], b[k], f"{path}/{k}")
+    if isinstance(a, list):
+        if len(a) != len(b):
+            return f"{path}: length {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return _first_diff(x, y, f"{path}[{i}]")
+    return f"{path}: {str(a)[:80]!r} != {str(b)[:80]!r}"
+
+
+def compare(old: Path, new: Path, png_tol: float) -> list[str]:
+    problems = []
+    a_doc, a_rest = page_parts((old / "report.html").read_text(encoding="utf-8"))
+    b_doc, b_rest = page_parts((new / "report.html").read_text(encoding="utf-8"))
+    if a_doc != b_doc:
+        problems.append("report.html documents differ at " + _first_diff(a_doc, b_doc))
+    if a_rest != b_rest:
+        problems.append("report.html differs outside the documents JSON")
+    if (old / "summary.md").read_text() != (new / "summary.md").read_text():
+        problems.append("summary.md differs")
+    import xarray as xr
+
+    with xr.open_dataset(old / "analysis.nc") as a, xr.open_dataset(new / "analysis.nc") as b:
+        try:
+            xr.testing.assert_identical(a.load(), b.load())
+        except AssertionError as err:
+            problems.append(f"analysis.nc differs: {str(err)[:300]}")
+    pngs, new_pngs = (sorted(p.name for p in (d / "figures").glob("*.png")) for d in (old, new))
+    if pngs != new_pngs:
+        problems.append(f"PNGs differ: {pngs} != {new_pngs}")
+    for name in set(pngs) & set(new_pngs):
+        sa, sb = ((d / "figures" / name).stat().st_size for d in (old, new))
+        if abs(sa - sb) > png_tol * sa:
+            problems.append(f"{name}: {sa} bytes != {sb} bytes")
+    return problems
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("old", type=Path)
+    ap.add_argument("new", type=Path)
+    ap.add_argument("--png-tol", type=float, default=0.0, help="relative PNG size tolerance")
+    args = ap.parse_args()
+    problems = compare(args.old, args.new, args.png_tol)
+    for p in problems:
+        print(p)
+    print("same report" if not problems else f"{len(problems)} difference(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
