@@ -56,9 +56,10 @@ def commands(work: Path) -> dict[str, tuple[list[str], float | None]]:
     }
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+def timed(argv: list[str], env: dict[str, str] | None, cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, env=env)
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, env=env,
+                   cwd=cwd)  # fmt: skip
     return time.perf_counter() - start
 
 
@@ -80,7 +81,9 @@ def measure(
         work = root / label
         work.mkdir()
         prepare = [PY, "-m", "rnnlab.cli", "run", "-o", str(work / "default.nc"), "--quiet"]
-        subprocess.run(prepare, check=True, env=tree_env(tree))  # archive, warm kernel caches
+        # the archive and warm kernel caches; run outside any checkout (`python -m` puts the
+        # working directory first on sys.path, which would shadow PYTHONPATH's tree)
+        subprocess.run(prepare, check=True, env=tree_env(tree), cwd=root)
         table = commands(work)
         if only:
             table = {k: v for k, v in table.items() if k in only or k == "import torch"}
@@ -89,7 +92,8 @@ def measure(
     for _ in range(rounds):
         for name in tables[next(iter(tables))]:
             for label, table in tables.items():
-                times[label][name].append(timed(table[name][0], tree_env(trees[label])))
+                argv = table[name][0]
+                times[label][name].append(timed(argv, tree_env(trees[label]), root))
     return times
 
 

@@ -116,3 +116,17 @@ def test_standard_normal_is_float64_drawn_in_float32():
     x = standard_normal((4, 5), seed_generator(0, "W"))
     y = torch.randn((4, 5), generator=seed_generator(0, "W"), dtype=torch.float32)
     assert x.dtype == torch.float64 and torch.equal(x, y.double())
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 50, 2), (2, 200, 1)])
+def test_ar1_recursion_equals_scipy_lfilter_bitwise(shape):
+    """The numba OU recursion (which replaced scipy.signal.lfilter to save its import) gives the
+    same numbers to the bit as the IIR filter x_k = kick_k + a x_{k-1}."""
+    from scipy.signal import lfilter
+
+    from rnnlab.network.tasks import ar1
+
+    kicks = np.random.default_rng(sum(shape)).standard_normal(shape)
+    a = 0.93
+    expected = lfilter([1.0], [1.0, -a], kicks, axis=1)
+    np.testing.assert_array_equal(ar1(kicks, a), expected)
