@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # xarray and pandas load where grids are built: `rnnlab info`
     import xarray as xr
 
 from rnnlab.config import Config, as_dict, toml_value
-from rnnlab.data.members import drop_repeated_seed_index
+from rnnlab.data.members import concat_members, drop_repeated_seed_index
 from rnnlab.data.schema import (
     COORDS,
     SEED_SETTINGS,
@@ -228,20 +228,9 @@ def _index_values(values: list[Any]) -> np.ndarray:
 
 def combine_grid(parts: list[xr.Dataset], keys: list[str]) -> xr.Dataset:
     """Points of one sweep (opened archives with unique run labels) as one lazy grid dataset."""
-    import xarray as xr
-
     names = dim_names(keys)
     labels = grid_values(parts, keys)
-    flat = xr.concat(
-        [point_coords(part, names) for part in parts],
-        dim="seed",
-        data_vars="minimal",
-        coords="minimal",
-        compat="override",
-        join="override",
-        combine_attrs="drop_conflicts",
-    )
-    flat = drop_repeated_seed_index(flat)
+    flat = concat_members([point_coords(part, names) for part in parts])
     out = unflatten(flat, {names[k]: labels[k] for k in keys})
     for key, name in names.items():
         out[name].attrs = {"long_name": f"swept config {key}", "sweep_key": key}

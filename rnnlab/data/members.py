@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # only annotations: these helpers take xarray objects, they never build one
+if TYPE_CHECKING:  # only annotations; concat_members imports xarray where it is called
     import xarray as xr
 
 from rnnlab.errors import RnnlabError
@@ -30,6 +30,24 @@ def drop_repeated_seed_index(obj: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.
     if SEED in obj.indexes and not obj.indexes[SEED].is_unique:
         return obj.drop_indexes(SEED)
     return obj
+
+
+def concat_members(parts: Sequence[xr.Dataset]) -> xr.Dataset:
+    """Opened archives (or grid points) stacked along `seed`, lazily: the variables that vary
+    (data_vars="minimal"), each file's own coordinates kept by position (join/compat
+    "override"), attributes that differ dropped, the seed index dropped when values repeat."""
+    import xarray as xr
+
+    combined = xr.concat(
+        parts,
+        dim=SEED,
+        data_vars="minimal",
+        coords="minimal",
+        compat="override",
+        join="override",
+        combine_attrs="drop_conflicts",
+    )
+    return drop_repeated_seed_index(combined)
 
 
 def unique_run_labels(labels: Sequence[Sequence[str]], stems: Sequence[str]) -> list[list[str]]:

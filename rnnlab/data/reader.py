@@ -15,7 +15,7 @@ import xarray as xr
 
 from rnnlab.data import grid
 from rnnlab.data.files import archive_paths, check_archive
-from rnnlab.data.members import drop_repeated_seed_index, unique_run_labels
+from rnnlab.data.members import concat_members, unique_run_labels
 from rnnlab.data.ri import from_ri
 from rnnlab.data.schema import SEED_SETTINGS
 from rnnlab.errors import ArchiveError
@@ -116,23 +116,9 @@ def open_archive(
             if "config" in part.attrs and part.sizes.get("seed", 0)
         }
     )
-    if keys:  # the points of one sweep: its swept settings become dimensions
-        combined = grid.combine_grid(parts, keys)
-        combined.attrs["sources"] = "\n".join(str(p) for p in files)
-        combined.attrs["run_configs"] = run_configs
-        combined.set_close(lambda: [part.close() for part in parts])
-        return combined
-    combined = xr.concat(
-        parts,
-        dim="seed",
-        data_vars="minimal",
-        coords="minimal",
-        compat="override",
-        join="override",
-        combine_attrs="drop_conflicts",
-    )
+    # the points of one sweep: its swept settings become dimensions
+    combined = grid.combine_grid(parts, keys) if keys else concat_members(parts)
     combined.attrs["sources"] = "\n".join(str(p) for p in files)
     combined.attrs["run_configs"] = run_configs
-    combined = drop_repeated_seed_index(combined)
     combined.set_close(lambda: [part.close() for part in parts])
     return combined
