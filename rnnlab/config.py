@@ -272,7 +272,7 @@ def _merge(raw: dict[str, Any], user: dict[str, Any], prefix: str) -> None:
         if dotted == SWEEP:
             if not isinstance(value, dict):
                 raise ConfigError(f"[{SWEEP}] must be a table of \"section.key\" = [values]")
-            for key, values in _flat_table(value, ""):
+            for key, values in flat_table(value, ""):
                 _set_swept(raw, key, values)
         elif isinstance(value, dict):
             if dotted not in SECTIONS:
@@ -284,13 +284,13 @@ def _merge(raw: dict[str, Any], user: dict[str, Any], prefix: str) -> None:
             _set(raw, dotted, value)
 
 
-def _flat_table(table: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
-    """[sweep] entries as (dotted key, values): `"model.g" = [..]` and `model.g = [..]` (a
-    nested table in TOML) both give ("model.g", [..])."""
+def flat_table(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """A nested table's leaves as (dotted key, value); for [sweep], `"model.g" = [..]` and
+    `model.g = [..]` (a nested table in TOML) both give ("model.g", [..])."""
     out = []
     for name, value in table.items():
         dotted = f"{prefix}.{name}" if prefix else name
-        out += _flat_table(value, dotted) if isinstance(value, dict) else [(dotted, value)]
+        out += flat_table(value, dotted) if isinstance(value, dict) else [(dotted, value)]
     return out
 
 
@@ -320,7 +320,7 @@ def split_grid(item: str) -> tuple[str, list[str]]:
 
 def _apply_grid(raw: dict[str, Any], item: str) -> None:
     key, texts = split_grid(item)
-    _set_swept(raw, key, [_parse_value(text) for text in texts])
+    _set_swept(raw, key, [parse_value(text) for text in texts])
 
 
 def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
@@ -353,10 +353,10 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     dotted = dotted.strip()
     if not sep or not dotted:
         raise ConfigError(f"--set expects section.key=value, got '{item}'")
-    _set(raw, dotted, _parse_value(text))
+    _set(raw, dotted, parse_value(text))
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
     """A command-line value: TOML (`1.5`, `[1, 2]`, `'J'`), else a bare word as a string."""
     try:
         return tomllib.loads(f"v = {text.strip()}")["v"]

@@ -38,7 +38,7 @@ import numpy as np
 if TYPE_CHECKING:  # xarray and pandas load where grids are built: `rnnlab info` reads points
     import xarray as xr
 
-from rnnlab.config import Config, as_dict, toml_value
+from rnnlab.config import Config, as_dict, flat_table, toml_value
 from rnnlab.data.members import concat_members, drop_repeated_seed_index
 from rnnlab.data.schema import (
     COORDS,
@@ -104,19 +104,11 @@ def file_label(value: Any) -> str:
 def sweep_id(base: Config, keys: Sequence[str]) -> str:
     """16 hex digits naming a sweep: the base config without [sweep] and without the swept
     keys' values, and the swept keys (a rerun, or more values of the same keys, keeps it)."""
-    flat = _flat_dict(as_dict(base.replace(sweep=())))
+    flat = dict(flat_table(as_dict(base.replace(sweep=()))))
     for key in keys:
         flat.pop(key, None)
     text = json.dumps({"config": flat, "keys": list(keys)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _flat_dict(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in tree.items():
-        dotted = f"{prefix}.{name}" if prefix else name
-        out.update(_flat_dict(value, dotted) if isinstance(value, dict) else {dotted: value})
-    return out
 
 
 def point_attrs(ident: str, point: Sequence[tuple[str, Any]], grid: Config) -> dict[str, str]:
