@@ -270,16 +270,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.print_config:
         print(to_toml(cfg), end="")
         return 0
-    if cfg.sweep:  # one run cannot be a grid of runs: say which command runs it
-        from rnnlab.config import sweep_points
-
-        raise RnnlabError(
-            f"{args.config} has a [sweep] section ({len(sweep_points(cfg))} points): run it with "
-            f"`rnnlab sweep {args.config} -o DIR`, or remove the section to run its base config"
-        )
     from rnnlab.training.preflight import preflight
 
-    preflight(cfg, args.output, args.overwrite)  # refused here before torch is even imported
+    # refused here before torch is even imported (a [sweep] config included)
+    preflight(cfg, args.output, args.overwrite, source=args.config)
     from rnnlab.training.run import run
 
     path = run(
@@ -350,17 +344,14 @@ def parse_resources(text: str) -> dict[str, float]:
 
 def parse_options(items: list[str], flag: str) -> dict[str, object]:
     """`key=value` items (TOML values, bare words as strings) as keyword arguments."""
-    import tomllib
+    from rnnlab.config import parse_value
 
     out: dict[str, object] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip().isidentifier():
             raise RnnlabError(f"{flag} expects KEY=VALUE, got '{item}'")
-        try:
-            value = tomllib.loads(f"v = {text.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = text.strip()
+        value = parse_value(text)
         plain = isinstance(value, str | int | float | bool | list)
         out[key.strip()] = value if plain else text.strip()  # 02:00:00 stays text, not a time
     return out

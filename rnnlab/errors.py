@@ -18,6 +18,11 @@ class ArchiveError(RnnlabError):
     """A file is missing, not an rnnlab archive, incomplete, or archives cannot be combined."""
 
 
+class NotResumable(ArchiveError):
+    """An unfinished archive that can never be resumed (complete already, unreadable, or of
+    another schema): a sweep starts such a point over; a lock held by a live run is not this."""
+
+
 class AnalysisError(RnnlabError, ValueError):
     """The input of an analysis function lacks a variable or dimension, or has a bad value."""
 

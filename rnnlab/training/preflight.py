@@ -18,17 +18,22 @@ from rnnlab.data.paths import (
     lock_holder,
     partial_path,
 )
-from rnnlab.errors import ArchiveError, ConfigError
+from rnnlab.errors import ArchiveError, ConfigError, NotResumable
 from rnnlab.training.resources import check_resources
 
 
-def preflight(cfg: Config, output: str | Path | None, overwrite: bool) -> Path:
+def preflight(
+    cfg: Config, output: str | Path | None, overwrite: bool, source: str | Path | None = None
+) -> Path:
     """The checked output path of a run of `cfg`; one-line errors for a [sweep] config, a bad
-    path, too little memory or too little disk, before anything is created."""
+    path, too little memory or too little disk, before anything is created. `source`: the
+    config file, named in the message about a [sweep] section."""
     if cfg.sweep:
+        name = "the config" if source is None else str(source)
         raise ConfigError(
-            f"the config has a [sweep] section ({len(sweep_points(cfg))} points): run it with "
-            "`rnnlab sweep CONFIG -o DIR`, or remove the section to run the base config"
+            f"{name} has a [sweep] section ({len(sweep_points(cfg))} points): run it with "
+            f"`rnnlab sweep {source or 'CONFIG'} -o DIR`, or remove the section to run its base "
+            "config"
         )
     path = check_output_path(Path(output) if output is not None else default_output(cfg), overwrite)
     check_resources(cfg)
@@ -43,7 +48,7 @@ def preflight_resume(path: str | Path) -> tuple[Path, Path, dict[str, Any], Conf
     partial = partial_path(final)
     if not partial.exists():
         if final.exists():
-            raise ArchiveError(f"{final} is complete; there is nothing to resume")
+            raise NotResumable(f"{final} is complete; there is nothing to resume")
         raise ArchiveError(f"no unfinished run to resume at {path} (no {partial})")
     holder = lock_holder(final)
     if holder is not None:
@@ -65,12 +70,12 @@ def _partial_attrs(partial: Path) -> dict[str, Any]:
         with netCDF4.Dataset(partial) as nc:
             attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
     except OSError as exc:
-        raise ArchiveError(
+        raise NotResumable(
             f"cannot resume: {partial} is unreadable ({exc.strerror or exc}); "
             "start over with --overwrite"
         ) from None
     if attrs.get("rnnlab_schema") != SCHEMA_VERSION or "config" not in attrs:
-        raise ArchiveError(
+        raise NotResumable(
             f"cannot resume {partial}: written by another rnnlab archive schema "
             f"({attrs.get('rnnlab_schema')}); start over with --overwrite"
         )
@@ -82,12 +87,17 @@ def default_output(cfg: Config) -> Path:
     return Path("runs") / f"{cfg.name}.nc"
 
 
+def trial_times(cfg: Config) -> np.ndarray:
+    """Times (s) of the evaluation steps: step k ends at (k + 1) * dt."""
+    return (np.arange(n_steps(cfg)) + 1) * cfg.model.dt
+
+
 def archive_layout(cfg: Config) -> tuple[Layout, bool]:
     """The archive's fixed layout, known from the config alone, and whether u, v are stored."""
     sizes = {
         "input_names": list(cfg.task.inputs),
         "output_names": list(cfg.task.outputs),
-        "time": (np.arange(n_steps(cfg)) + 1) * cfg.model.dt,
+        "time": trial_times(cfg),
     }
     return Layout.of(cfg, sizes), cfg.model.lowrank.m != 0.0
 

@@ -40,7 +40,7 @@ from rnnlab.config import (
     toml_value,
 )
 from rnnlab.data.paths import check_output_path, partial_path
-from rnnlab.errors import ArchiveError, ConfigError, RnnlabError, SweepFailed
+from rnnlab.errors import ArchiveError, ConfigError, NotResumable, RnnlabError, SweepFailed
 
 RUN, SKIP, RESUME, RESTART = "run", "skip", "resume", "restart"
 MAX_NAME = 200  # file names stay well below NAME_MAX (255 bytes)
@@ -130,7 +130,7 @@ def plan(
 def _action(cfg: Config, path: Path, overwrite: bool) -> str:
     """What a point needs, from what its output path holds; raises for a file of another
     config, a corrupt archive, or a path another run writes now."""
-    from rnnlab.data.reader import check_archive
+    from rnnlab.data.files import check_archive
 
     check_output_path(path, overwrite=True)  # writable, not a directory, no live writer
     if overwrite:
@@ -212,10 +212,8 @@ def run_point(
         if not overwrite and partial_path(final).exists():
             try:
                 return str(resume(final, progress=False)), "resumed"
-            except ArchiveError as exc:
-                if "cannot resume" not in str(exc) and "nothing to resume" not in str(exc):
-                    raise  # e.g. another run holds its lock
-            overwrite = True  # unreadable or of another schema: start over
+            except NotResumable:  # unreadable or of another schema (a held lock still raises)
+                overwrite = True  # start over
         out = run(cfg, final, overwrite=overwrite, progress=False, command=command, attrs=attrs)
         return str(out), "ran"
     except RunStopped:
