@@ -23,10 +23,11 @@ import torch
 import xarray as xr
 
 import rnnlab.analysis as ra
+from rnnlab.analysis.inloop import DEFAULT_RANKS
 from rnnlab.config import load_config, to_toml
 from rnnlab.training.trainer import Trainer
 
-RANKS = (0, 1, 2, 3, 5, 10, 20)  # and N: 8 ranks
+RANKS = DEFAULT_RANKS  # (0, 1, 2, 3, 5, 10, 20) and N: 8 ranks
 
 
 def archive_of(trainer: Trainer) -> xr.Dataset:
@@ -77,8 +78,7 @@ def main() -> None:
             f"device='{args.device}'",
         ],
     )
-    trainer = Trainer(cfg, progress=False)
-    trainer.warm_up()
+    trainer = Trainer(cfg, progress=False)  # compiles or loads the kernels
     for e in range(3):  # warm-up steps (allocations, caches)
         trainer.step(e)
     epoch = [timed(lambda e=e: trainer.step(e)) for e in range(args.epochs)]

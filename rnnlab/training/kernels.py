@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from rnnlab.config import Config
+from rnnlab.config import Config, washout_steps
 
 
 def _dispatchers() -> list[Any]:
@@ -69,7 +69,7 @@ def warm_up_kernels(cfg: Config) -> None:
     n = max(4, cfg.record.track_k + 1)
     model, task = dataclasses.replace(cfg.model, N=n), cfg.task
     n_in, n_out = len(task.inputs), len(task.outputs)
-    washout = round(task.washout / model.dt)
+    washout = washout_steps(cfg)  # dt is cfg's own
     steps = washout + 2
     gen = torch.Generator().manual_seed(0)
     J = (0.1 * torch.randn(1, n, n, generator=gen)).requires_grad_(True)

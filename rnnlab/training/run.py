@@ -29,11 +29,10 @@ from rnnlab.data.schema import SWEEP_ATTRS
 from rnnlab.data.writer import ArchiveWriter
 from rnnlab.errors import RunStopped
 from rnnlab.network.tasks import kalman_optimal_mse
-from rnnlab.training.kernels import prepare
 from rnnlab.training.monitor import OutlierRecorder
-from rnnlab.training.preflight import preflight, preflight_resume
+from rnnlab.training.preflight import preflight, preflight_resume, trial_times
 from rnnlab.training.recording import Recorder
-from rnnlab.training.trainer import StopRequested, Trainer, resolve_device, trial_times
+from rnnlab.training.trainer import StopRequested, Trainer
 
 
 def run(
@@ -55,8 +54,6 @@ def run(
         if overwrite:
             partial_path(path).unlink(missing_ok=True)
             checkpoint_path(path).unlink(missing_ok=True)
-        if resolve_device(cfg.device).type == "cpu":  # before the trainer draws its trials
-            prepare(cfg, announce=progress)
         trainer = Trainer(cfg, progress=progress, tracker_factory=OutlierRecorder.for_trainer)
         writer = ArchiveWriter(path, cfg, command=command, run_id=uuid.uuid4().hex, attrs=attrs)
         recorder = Recorder(writer)
@@ -71,8 +68,6 @@ def resume(path: str | Path, *, progress: bool = True) -> Path:
 
     final, partial, attrs, cfg = preflight_resume(path)
     with OutputLock(final):
-        if resolve_device(cfg.device).type == "cpu":  # before the trainer draws its trials
-            prepare(cfg, announce=progress)
         trainer = Trainer(cfg, progress=progress, tracker_factory=OutlierRecorder.for_trainer)
         writer = ArchiveWriter(
             final,

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from rnnlab.bptt.cudagraph import GraphedStep
 from rnnlab.bptt.dynamics import Workspace, readout, run_dynamics
-from rnnlab.config import Config, Model, Train, n_steps, snapshot_epochs, washout_steps
+from rnnlab.config import Config, Model, Train, snapshot_epochs, washout_steps
 from rnnlab.errors import ConfigError
 from rnnlab.network.params import init_params
 from rnnlab.network.rng import seed_generator
@@ -188,6 +188,10 @@ class Trainer:
     ) -> None:
         self.cfg = cfg
         self.device = device or resolve_device(cfg.device)
+        if self.device.type == "cpu":  # compile (or load) the CPU kernels before any is used
+            from rnnlab.training.kernels import prepare  # and before a progress bar starts
+
+            prepare(cfg, announce=progress)
         self.recorder = recorder
         self.progress = progress
         self.net = build_network(cfg, self.device)
@@ -315,7 +319,6 @@ class Trainer:
         epochs = cfg.train.epochs
         snaps = set(snapshot_epochs(epochs, cfg.record.every))
         trajs = set(snapshot_epochs(epochs, cfg.record.trajectories_every))
-        self.warm_up()
         bar = tqdm(
             total=epochs,
             initial=self.start_epoch,
@@ -345,14 +348,6 @@ class Trainer:
             if self.device.type == "cpu":
                 torch.set_num_threads(self.threads)
         return final
-
-    def warm_up(self) -> None:
-        """Compile (or load from numba's disk cache) the CPU kernels before the progress bar
-        starts, saying so when they are not cached yet, so the bar's rate is the training's."""
-        if self.device.type == "cpu":
-            from rnnlab.training.kernels import prepare
-
-            prepare(self.cfg, announce=self.progress)
 
     def _record_curve(self, epoch: int, loss: torch.Tensor, mse: torch.Tensor) -> None:
         values = {"loss_curve": loss.cpu().numpy(), "mse_curve": mse.cpu().numpy()}
@@ -446,6 +441,3 @@ def finite_per_seed(J: torch.Tensor) -> np.ndarray:
     return torch.isfinite(J).flatten(1).all(dim=1).cpu().numpy()
 
 
-def trial_times(cfg: Config) -> np.ndarray:
-    """Times (s) of the evaluation steps: step k ends at (k + 1) * dt."""
-    return (np.arange(n_steps(cfg)) + 1) * cfg.model.dt
