@@ -27,8 +27,6 @@ def open_archive(paths: Any, *, allow_incomplete: bool = False) -> Any:
 
 def __getattr__(name: str) -> Any:
     """Import the heavy parts (torch, xarray) only when they are used."""
-    if name == "open_archive":
-        return open_archive
     if name == "load_config":
         from rnnlab.config import load_config
 

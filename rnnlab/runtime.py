@@ -205,12 +205,6 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "ChunkCachePlugin":
-        return _plugin_class()
-    if name == "WorkerSetupPlugin":
-        return _setup_plugin_class()
-    raise AttributeError(f"module 'rnnlab.runtime' has no attribute {name!r}")
 
 
 def register_chunk_cache(client: Any, size: int = CHUNK_CACHE_BYTES) -> None:

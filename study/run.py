@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnlab.data.paths import partial_path
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -85,7 +87,7 @@ def train(entry: Entry, runs: Path, tiny: bool) -> Path:
     out = runs / f"{entry.name}.nc"
     if out.exists():
         return out
-    partial = out.with_name(out.name + ".partial")
+    partial = partial_path(out)
     if partial.exists():
         rnnlab("run", "--resume", str(partial), "--quiet")
     else:

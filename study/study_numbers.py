@@ -247,18 +247,9 @@ def balance_facts(source: Path, report: Path) -> dict[str, Any]:
 def collect(done: dict[str, tuple[Path, list[Path]]]) -> dict[str, Any]:
     """Every number docs/study.md states."""
     facts: dict[str, Any] = {}
-    for name in (
-        "denoise",
-        "track",
-        "denoise_2d",
-        "switch",
-        "linear_denoise",
-        "sgd",
-        "control_regularisers",
-        "control_shuffled",
-    ):
-        source, reports = done[name]
-        facts[name] = run_facts(source, reports[0])
+    for name, (source, reports) in done.items():
+        if source.suffix == ".nc":  # a single run (sweeps are directories of points)
+            facts[name] = run_facts(source, reports[0])
     source, reports = done["phase_phi_g"]
     facts["phase"] = grid_facts(reports[0])
     source, reports = done["balance"]
