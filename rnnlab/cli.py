@@ -295,14 +295,8 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
         print(to_toml(load_config(args.config, args.overrides, args.grid)), end="")
         return 0
     resources = parse_resources(args.resources) if args.resources else None
-    workers = args.workers
-    if workers is None:
-        workers = 2
-        if resources and "GPU" in resources and args.scheduler == "local":
-            from rnnlab.runtime import visible_gpus
-
-            workers = max(1, len(visible_gpus()) // max(1, int(resources["GPU"])))
-    if workers < 1:
+    workers = args.workers  # None: runtime.make_client's default (2, or one per GPU share)
+    if workers is not None and workers < 1:
         raise RnnlabError(f"--workers must be >= 1, got {workers}")
     options = parse_options(args.slurm, "--slurm")
     if options and args.scheduler != "slurm":

@@ -221,7 +221,7 @@ def is_address(obj: Any) -> bool:
 def make_client(
     address: str | None = None,
     *,
-    n_workers: int = 2,
+    n_workers: int | None = None,
     threads_per_worker: int = 1,
     memory_limit: str | float | None = "auto",
     chunk_cache: int = CHUNK_CACHE_BYTES,
@@ -232,6 +232,8 @@ def make_client(
 ):
     """A distributed Client: None/"local" -> LocalCluster (worker processes), "slurm" ->
     dask_jobqueue.SLURMCluster(**kwargs) scaled to n_workers, else the scheduler at `address`.
+    `n_workers` None: as many as the visible GPUs allow for a local cluster whose `resources`
+    have "GPU" (each worker taking resources["GPU"] of them), else 2.
 
     Every worker gets the small chunk cache and a quick exit (worker plugins, so late workers
     too). `resources` ({"GPU": 1}): what each worker of a local cluster offers (dask worker
@@ -242,9 +244,13 @@ def make_client(
     """
     from distributed import Client, LocalCluster
 
-    if address in (None, "local"):
-        if resources and "GPU" in resources and gpus is None:
-            gpus = visible_gpus()
+    local = address in (None, "local")
+    local_gpus = local and bool(resources) and "GPU" in resources
+    if local_gpus and gpus is None:
+        gpus = visible_gpus()
+    if n_workers is None:  # a local GPU cluster: one worker per share of the visible GPUs
+        n_workers = max(1, len(gpus) // max(1, int(resources["GPU"]))) if local_gpus else 2
+    if local:
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=threads_per_worker,
@@ -275,7 +281,6 @@ def make_client(
         raise AnalysisError(f"address must be None, 'local', 'slurm' or a URL, got {address!r}")
     register_chunk_cache(client, chunk_cache)
     plugin = _setup_plugin_class()
-    local = address in (None, "local")
     setup = plugin(gpus if local else None, local, quiet_failures)
     client.register_plugin(setup, name=plugin.name)
     return client

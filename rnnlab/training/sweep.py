@@ -243,7 +243,7 @@ def sweep(
     outdir: str | Path,
     *,
     scheduler: str | None = "local",
-    n_workers: int = 2,
+    n_workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
     command: str = "",
@@ -255,7 +255,8 @@ def sweep(
     """Run every grid point on a dask.distributed cluster; return the archive paths (those
     skipped as complete included), sorted.
 
-    `scheduler`: "local" (a LocalCluster of `n_workers` one-thread processes), "slurm"
+    `scheduler`: "local" (a LocalCluster of `n_workers` one-thread processes; None: 2, or one
+    per share of the visible GPUs when `resources` has "GPU": runtime.make_client), "slurm"
     (dask-jobqueue, `cluster_options` passed to SLURMCluster) or an address. `resources`
     ({"GPU": 1}): what each point needs of a worker (local workers offer the same). A failing
     point is retried `retries` times, then reported through `log` (default: stderr) with its
@@ -290,7 +291,7 @@ def sweep(
     return sorted(done)
 
 
-def _client(scheduler: str | None, n_workers: int, resources, options: dict[str, Any]):
+def _client(scheduler: str | None, n_workers: int | None, resources, options: dict[str, Any]):
     from rnnlab.runtime import make_client
 
     address = None if scheduler in (None, "local") else scheduler
