@@ -194,11 +194,8 @@ def _sections(cls: type = Config, path: str = "") -> list[tuple[str, type]]:
     for f in dataclasses.fields(cls):
         if f.metadata.get("section"):
             sub = f"{path}.{f.name}" if path else f.name
-            out += _sections(f.type if isinstance(f.type, type) else _TYPES[f.type], sub)
+            out += _sections(f.default_factory, sub)  # a section defaults to its own class
     return out
-
-
-_TYPES = {"Lowrank": Lowrank, "Model": Model, "Task": Task, "Train": Train, "Record": Record}
 
 
 def keys_of(cls: type) -> list[dataclasses.Field]:
@@ -382,7 +379,7 @@ def _check_sweep(table: dict[str, list[Any]]) -> tuple[tuple[str, tuple[Any, ...
         for i, value in enumerate(checked):
             if value in checked[:i]:
                 raise ConfigError(
-                    f"[{SWEEP}] key '{dotted}' repeats the value {_toml_value(value)}"
+                    f"[{SWEEP}] key '{dotted}' repeats the value {toml_value(value)}"
                 )
         out.append((dotted, checked))
     return tuple(out)
@@ -521,7 +518,7 @@ def point_config(cfg: Config, point: Point, name: str | None = None) -> Config:
     try:
         _check_cross(out)
     except ConfigError as exc:
-        where = " ".join(f"{k}={_toml_value(v)}" for k, v in point)
+        where = " ".join(f"{k}={toml_value(v)}" for k, v in point)
         raise ConfigError(f"sweep point {where}: {exc}") from None
     return out
 
@@ -531,11 +528,6 @@ def _replace_dotted(node: Any, parts: list[str], value: Any) -> Any:
         return dataclasses.replace(node, **{parts[0]: value})
     child = _replace_dotted(getattr(node, parts[0]), parts[1:], value)
     return dataclasses.replace(node, **{parts[0]: child})
-
-
-def toml_value(value: Any) -> str:
-    """A value as TOML (strings quoted, tuples as arrays, floats with repr)."""
-    return _toml_value(value)
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -552,14 +544,15 @@ def to_toml(cfg: Config, comments: bool = True) -> str:
         for f in keys_of(cls):
             if comments:
                 lines.append(f"# {f.metadata['doc']}")
-            lines.append(f"{f.name} = {_toml_value(getattr(node, f.name))}")
+            lines.append(f"{f.name} = {toml_value(getattr(node, f.name))}")
     if cfg.sweep:  # only when there is one: a run's config has none
         lines += ["", f"[{SWEEP}]"] + ([f"# {SWEEP_DOC}"] if comments else [])
-        lines += [f"{_toml_value(key)} = {_toml_value(values)}" for key, values in cfg.sweep]
+        lines += [f"{toml_value(key)} = {toml_value(values)}" for key, values in cfg.sweep]
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A value as TOML (strings quoted, tuples as arrays, floats with repr)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -567,7 +560,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return str(value)
 
 
