@@ -523,6 +523,14 @@ def point_config(cfg: Config, point: Point, name: str | None = None) -> Config:
     return out
 
 
+def get_dotted(cfg: Config, dotted: str) -> Any:
+    """The value (or section) at a dotted key: "model.g", "model.lowrank"; "" is `cfg`."""
+    node: Any = cfg
+    for part in dotted.split(".") if dotted else []:
+        node = getattr(node, part)
+    return node
+
+
 def _replace_dotted(node: Any, parts: list[str], value: Any) -> Any:
     if len(parts) == 1:
         return dataclasses.replace(node, **{parts[0]: value})
@@ -535,9 +543,7 @@ def to_toml(cfg: Config, comments: bool = True) -> str:
     """Render a config as TOML, each key preceded by its documentation."""
     lines: list[str] = []
     for path, cls in SECTIONS.items():
-        node = cfg
-        for part in path.split(".") if path else []:
-            node = getattr(node, part)
+        node = get_dotted(cfg, path)
         if path:
             lines.append("")
             lines.append(f"[{path}]")

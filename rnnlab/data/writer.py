@@ -26,7 +26,7 @@ from typing import Any
 import netCDF4
 import numpy as np
 
-from rnnlab.config import Config, Record, to_toml
+from rnnlab.config import Config, Record, get_dotted, to_toml
 from rnnlab.data.layout import Layout
 from rnnlab.data.paths import (
     disk_full_message,
@@ -176,13 +176,11 @@ class ArchiveWriter:
         label = f"{cfg.name}:{self.run_id[:8]}" if self.run_id else cfg.name
         self._labels("run", "seed", [label] * len(cfg.seeds), "run (name:id)")
         for coord, (section, key) in SEED_SETTINGS.items():
-            node = cfg
-            for part in section.split("."):
-                node = getattr(node, part)
             var = ds.createVariable(coord, "f8", ("seed",))
             var.long_name = f"config {section}.{key}"
             var.units = "1"
-            put_block(var, (0,), np.full(len(cfg.seeds), float(getattr(node, key))))
+            value = float(get_dotted(cfg, f"{section}.{key}"))
+            put_block(var, (0,), np.full(len(cfg.seeds), value))
         ds.setncattr("coordinates", " ".join(["run", *SEED_SETTINGS]))
         imposed = static.get("imposed_u") is not None
         for name, spec in layout.kept(cfg, imposed).items():

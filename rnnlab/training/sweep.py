@@ -33,6 +33,7 @@ from rnnlab.config import (
     Config,
     Point,
     config_from_toml,
+    get_dotted,
     load_config,
     point_config,
     split_grid,
@@ -169,17 +170,10 @@ def _first_difference(cfg: Config, other: Config | None) -> str:
     from rnnlab.config import dotted_keys
 
     for key in dotted_keys():
-        a, b = _get(cfg, key), _get(other, key)
+        a, b = get_dotted(cfg, key), get_dotted(other, key)
         if a != b:
             return f"{key} = {toml_value(b)}, the sweep has {toml_value(a)}"
     return "another schema"
-
-
-def _get(cfg: Config, dotted: str) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        node = getattr(node, part)
-    return node
 
 
 # -- the worker side -----------------------------------------------------------------------------
