@@ -107,6 +107,17 @@ def _check_trials(n_trials: int) -> int:
     return n_trials
 
 
+def _at(ds: xr.Dataset, da: xr.DataArray, epochs: list[int], dims: list[str]) -> xr.DataArray:
+    """`da` at the selected snapshot epochs (dim eval_epoch, one chunk per epoch), each of `dims`
+    one chunk, coordinates dropped."""
+    if "epoch" in da.dims:
+        pos = [int(np.flatnonzero(ds["epoch"].values == e)[0]) for e in epochs]
+        da = da.isel(epoch=pos).rename(epoch=EVAL).assign_coords({EVAL: epochs})
+        if da.chunks is not None:
+            da = da.copy(data=da.data.rechunk({da.get_axis_num(EVAL): 1}))
+    return whole(da, dims).reset_coords(drop=True)
+
+
 def network_inputs(
     ds: xr.Dataset, epochs: list[int]
 ) -> tuple[tuple[Config, ...], list[xr.DataArray]]:
@@ -116,13 +127,7 @@ def network_inputs(
     configs, index = member_configs(ds)
 
     def at(da: xr.DataArray, dims: list[str]) -> xr.DataArray:
-        da = as_float(da)
-        if "epoch" in da.dims:
-            pos = [int(np.flatnonzero(ds["epoch"].values == e)[0]) for e in epochs]
-            da = da.isel(epoch=pos).rename(epoch=EVAL).assign_coords({EVAL: epochs})
-            if da.chunks is not None:
-                da = da.copy(data=da.data.rechunk({da.get_axis_num(EVAL): 1}))
-        return whole(da, ["seed", *dims]).reset_coords(drop=True)
+        return _at(ds, as_float(da), epochs, ["seed", *dims])
 
     b = ds["B"].drop_vars("input", errors="ignore")
     w = ds["w"].drop_vars("output", errors="ignore")
