@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.analysis import np_lowrank
+
 __all__ = [
     "MEMORY_BUDGET",
     "mean_se",
@@ -166,16 +168,16 @@ def _members(lead: tuple[int, ...], *arrays: np.ndarray):
 def truncated(j0: np.ndarray, dj: np.ndarray, ranks: np.ndarray, split: bool) -> np.ndarray:
     """Networks J0 + dJ_R for each R of `ranks` (R x N x N), dJ_R the best rank-R approximation
     (truncated SVD) of dJ; with `split`, (1 - kappa) J0 + res_R instead, res = dJ + kappa J0 and
-    kappa = -<dJ, J0>/||J0||_F^2 (the shrinkage of rnnlab.analysis.shrinkage). R = N is the
-    trained J itself in both, J0 + dJ exactly (not its SVD reconstruction), and R = 0 the base
-    exactly, so they are the very networks of the evaluation and the shuffle control."""
+    kappa = -<dJ, J0>/||J0||_F^2 (`np_lowrank.kappa`, the shrinkage of rnnlab.analysis.shrinkage;
+    0 where J0 = 0). R = N is the trained J itself in both, J0 + dJ exactly (not its SVD
+    reconstruction), and R = 0 the base exactly, so they are the very networks of the evaluation
+    and the shuffle control."""
     j0 = np.asarray(j0, dtype=np.float64)
     dj = np.asarray(dj, dtype=np.float64)
     trained = j0 + dj
     base, res = j0, dj
     if split:
-        den = float(np.sum(j0 * j0))
-        kappa = -float(np.sum(dj * j0)) / den if den > 0 else 0.0
+        kappa = float(np_lowrank.kappa(dj, j0, 0.0))
         base, res = (1.0 - kappa) * j0, dj + kappa * j0
     inner = [int(r) for r in ranks if 0 < int(r) < min(j0.shape)]
     u, s, vt = np.linalg.svd(res) if inner else (None, None, None)
