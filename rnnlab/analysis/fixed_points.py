@@ -14,8 +14,7 @@ import xarray as xr
 
 from rnnlab.analysis import np_fixed_points
 from rnnlab.analysis._common import AnalysisError
-from rnnlab.analysis.inloop import CORE, EVAL, network_inputs, select_epochs
-from rnnlab.data.members import drop_repeated_seed_index
+from rnnlab.analysis.inloop import CORE, EVAL, _finish, network_inputs, select_epochs
 
 __all__ = ["fixed_points"]
 
@@ -96,5 +95,4 @@ def fixed_points(
         }
     ).assign_coords({EVAL: epochs, "u_const": values})
     out["u_const"].attrs = {"long_name": "constant input on every input channel", "units": "1"}
-    coords = {c: ds[c] for c in ds.coords if ds[c].dims == ("seed",)}
-    return drop_repeated_seed_index(out.assign_coords(coords))
+    return _finish(out, ds, {})

@@ -107,6 +107,17 @@ def _check_trials(n_trials: int) -> int:
     return n_trials
 
 
+def _at(ds: xr.Dataset, da: xr.DataArray, epochs: list[int], dims: list[str]) -> xr.DataArray:
+    """`da` at the selected snapshot epochs (dim eval_epoch, one chunk per epoch), each of `dims`
+    one chunk, coordinates dropped."""
+    if "epoch" in da.dims:
+        pos = [int(np.flatnonzero(ds["epoch"].values == e)[0]) for e in epochs]
+        da = da.isel(epoch=pos).rename(epoch=EVAL).assign_coords({EVAL: epochs})
+        if da.chunks is not None:
+            da = da.copy(data=da.data.rechunk({da.get_axis_num(EVAL): 1}))
+    return whole(da, dims).reset_coords(drop=True)
+
+
 def network_inputs(
     ds: xr.Dataset, epochs: list[int]
 ) -> tuple[tuple[Config, ...], list[xr.DataArray]]:
@@ -116,13 +127,7 @@ def network_inputs(
     configs, index = member_configs(ds)
 
     def at(da: xr.DataArray, dims: list[str]) -> xr.DataArray:
-        da = as_float(da)
-        if "epoch" in da.dims:
-            pos = [int(np.flatnonzero(ds["epoch"].values == e)[0]) for e in epochs]
-            da = da.isel(epoch=pos).rename(epoch=EVAL).assign_coords({EVAL: epochs})
-            if da.chunks is not None:
-                da = da.copy(data=da.data.rechunk({da.get_axis_num(EVAL): 1}))
-        return whole(da, ["seed", *dims]).reset_coords(drop=True)
+        return _at(ds, as_float(da), epochs, ["seed", *dims])
 
     b = ds["B"].drop_vars("input", errors="ignore")
     w = ds["w"].drop_vars("output", errors="ignore")
@@ -160,20 +165,9 @@ def evaluate(
     default), every member of an epoch in one batch, on the GPU when `device="auto"` finds one.
     Trials come from each seed's own `fresh` stream, the same for every epoch.
     """
-    _check_trials(n_trials)
-    epochs = select_epochs(ds, epoch)
-    configs, args = network_inputs(ds, epochs)
-    sim = {"configs": configs, "n_trials": n_trials, "device": device, "dtype": dtype}
-    outs = xr.apply_ufunc(
-        np_simulate.evaluate,
-        *args,
-        kwargs=sim,
-        input_core_dims=CORE,
-        output_core_dims=[[], [], []],
-        dask="parallelized",
-        output_dtypes=[float, float, float],
-    )
-    return _evaluate_results(ds, outs, epochs, n_trials)
+    return network_analyses(
+        ds, epoch, n_trials, truncation=False, shuffle=False, device=device, dtype=dtype
+    )[0]
 
 
 def _evaluate_results(ds: xr.Dataset, outs, epochs: list[int], n_trials: int) -> xr.Dataset:
@@ -221,26 +215,10 @@ def functional_rank(
     (1 − κ) J0 + residual_R (residual = ΔJ + κ J0, κ the shrinkage) as `loss_split`,
     `loss_split_se`, `loss_split_diff_se`, `functional_rank_split`. The loss is the task MSE.
     """
-    _check_trials(n_trials)
-    if not 0 < frac < 1:
-        raise AnalysisError(f"frac must be in (0, 1), got {frac}")
-    epochs = select_epochs(ds, epoch)
-    configs, args = network_inputs(ds, epochs)
-    rank_values = _ranks(ranks, ds.sizes[ROW])
-    kwargs = {"configs": configs, "n_trials": n_trials, "device": device, "dtype": dtype,
-              "ranks": rank_values, "split": split}  # fmt: skip
-    n_out = 6 if split else 3
-    outs = xr.apply_ufunc(
-        np_simulate.truncation_losses,
-        *args,
-        kwargs=kwargs,
-        input_core_dims=CORE,
-        output_core_dims=[[RANK]] * n_out,
-        dask="parallelized",
-        output_dtypes=[float] * n_out,
-        dask_gufunc_kwargs={"output_sizes": {RANK: len(rank_values)}},
-    )
-    return _truncation_results(ds, outs, epochs, rank_values, n_trials, frac, split)
+    return network_analyses(
+        ds, epoch, n_trials, ranks=ranks, frac=frac, split=split, shuffle=False, device=device,
+        dtype=dtype,
+    )[1]  # fmt: skip
 
 
 def _truncation_results(
@@ -299,24 +277,9 @@ def shuffle_control(
     Permutations come from each seed's `shuffle` stream (per-trial losses averaged over
     `n_shuffles` of them).
     """
-    _check_trials(n_trials)
-    if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, int) or n_shuffles < 1:
-        raise AnalysisError(f"n_shuffles must be a positive integer, got {n_shuffles!r}")
-    epochs = select_epochs(ds, epoch)
-    configs, args = network_inputs(ds, epochs)
-    kwargs = {"configs": configs, "n_trials": n_trials, "device": device, "dtype": dtype,
-              "n_shuffles": n_shuffles}  # fmt: skip
-    outs = xr.apply_ufunc(
-        np_simulate.shuffle_losses,
-        *args,
-        kwargs=kwargs,
-        input_core_dims=CORE,
-        output_core_dims=[["control"], ["control"], []],
-        dask="parallelized",
-        output_dtypes=[float] * 3,
-        dask_gufunc_kwargs={"output_sizes": {"control": len(CONTROLS)}},
-    )
-    return _shuffle_results(ds, outs, epochs, n_trials, n_shuffles)
+    return network_analyses(
+        ds, epoch, n_trials, n_shuffles=n_shuffles, truncation=False, device=device, dtype=dtype
+    )[1]
 
 
 def _shuffle_results(
@@ -346,39 +309,50 @@ def network_analyses(
     frac: float = FUNCTIONAL_FRAC,
     split: bool = True,
     n_shuffles: int = 1,
+    truncation: bool = True,
+    shuffle: bool = True,
     device: str = "auto",
     dtype: str = "float32",
 ) -> list[xr.Dataset]:
-    """[`evaluate`, `functional_rank`, `shuffle_control`] of the same arguments, from one
-    simulation (`np_simulate.network_losses`): every distinct network simulated once on the
-    member's fresh trials (the trained J once, not four times; J0 alone once, not twice), one
-    task per epoch. The same results as the three calls (tested); what `analyze` runs."""
+    """[`evaluate`, `functional_rank` (with `truncation`), `shuffle_control` (with `shuffle`)]
+    of the same arguments, from one simulation (`np_simulate.network_losses`): every distinct
+    network simulated once on the member's fresh trials (the trained J once, not four times; J0
+    alone once, not twice), one task per epoch. What `analyze` runs, and what the three
+    functions run with the parts they do not return switched off."""
     _check_trials(n_trials)
-    if not 0 < frac < 1:
+    if truncation and not 0 < frac < 1:
         raise AnalysisError(f"frac must be in (0, 1), got {frac}")
-    if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, int) or n_shuffles < 1:
+    if shuffle and (isinstance(n_shuffles, bool) or not isinstance(n_shuffles, int)
+                    or n_shuffles < 1):  # fmt: skip
         raise AnalysisError(f"n_shuffles must be a positive integer, got {n_shuffles!r}")
     epochs = select_epochs(ds, epoch)
     configs, args = network_inputs(ds, epochs)
-    rank_values = _ranks(ranks, ds.sizes[ROW])
+    rank_values = _ranks(ranks, ds.sizes[ROW]) if truncation else np.zeros(0, dtype=np.int64)
     kwargs = {"configs": configs, "n_trials": n_trials, "device": device, "dtype": dtype,
-              "ranks": rank_values, "split": split, "n_shuffles": n_shuffles}  # fmt: skip
-    n_trunc = 6 if split else 3
+              "ranks": rank_values, "split": split, "n_shuffles": n_shuffles,
+              "truncation": truncation, "shuffle": shuffle}  # fmt: skip
+    n_trunc = (6 if split else 3) if truncation else 0
+    n_shuffle = 3 if shuffle else 0
+    sizes = ({RANK: len(rank_values)} if truncation else {}) | (
+        {"control": len(CONTROLS)} if shuffle else {}
+    )
     outs = xr.apply_ufunc(
         np_simulate.network_losses,
         *args,
         kwargs=kwargs,
         input_core_dims=CORE,
-        output_core_dims=[[]] * 3 + [[RANK]] * n_trunc + [["control"], ["control"], []],
+        output_core_dims=[[]] * 3 + [[RANK]] * n_trunc + [["control"], ["control"], []][:n_shuffle],
         dask="parallelized",
-        output_dtypes=[float] * (6 + n_trunc),
-        dask_gufunc_kwargs={"output_sizes": {RANK: len(rank_values), "control": len(CONTROLS)}},
+        output_dtypes=[float] * (3 + n_trunc + n_shuffle),
+        dask_gufunc_kwargs={"output_sizes": sizes},
     )
-    return [
-        _evaluate_results(ds, outs[:3], epochs, n_trials),
-        _truncation_results(ds, outs[3 : 3 + n_trunc], epochs, rank_values, n_trials, frac, split),
-        _shuffle_results(ds, outs[3 + n_trunc :], epochs, n_trials, n_shuffles),
-    ]
+    parts = [_evaluate_results(ds, outs[:3], epochs, n_trials)]
+    if truncation:
+        trunc = outs[3 : 3 + n_trunc]
+        parts.append(_truncation_results(ds, trunc, epochs, rank_values, n_trials, frac, split))
+    if shuffle:
+        parts.append(_shuffle_results(ds, outs[3 + n_trunc :], epochs, n_trials, n_shuffles))
+    return parts
 
 
 def evaluate_file(

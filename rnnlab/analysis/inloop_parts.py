@@ -16,11 +16,8 @@ from rnnlab.analysis.inloop import (
     DEFAULT_RANKS,
     DEFAULT_TRIALS,
     EVAL,
-    evaluate,
-    functional_rank,
     network_analyses,
     select_epochs,
-    shuffle_control,
 )
 from rnnlab.analysis.ladder import LADDER_RANKS, lambda_task, outlier_ladder
 
@@ -80,14 +77,10 @@ def inloop_parts(
     if not _has_config(ds) or not {"B", "w", "J0"} <= set(ds.variables):
         raise AnalysisError("network analyses need an archive with its config, J0, B and w")
     n_trials, device = opts["n_trials"], opts["device"]
-    if opts["functional_rank"] and opts["shuffle"]:  # one simulation of the distinct networks
-        parts += network_analyses(ds, epoch, n_trials, ranks=opts["ranks"], device=device)
-    else:
-        parts.append(evaluate(ds, epoch, n_trials, device=device))
-        if opts["functional_rank"]:
-            parts.append(functional_rank(ds, opts["ranks"], n_trials, epoch=epoch, device=device))
-        if opts["shuffle"]:
-            parts.append(shuffle_control(ds, epoch, n_trials, device=device))
+    parts += network_analyses(  # one simulation of the distinct networks
+        ds, epoch, n_trials, ranks=opts["ranks"], truncation=bool(opts["functional_rank"]),
+        shuffle=bool(opts["shuffle"]), device=device,
+    )  # fmt: skip
     if opts["fixed_points"]:
         fp = fixed_points(ds, "all", opts["fp_inputs"], device=device)
         parts.append(fp.rename({EVAL: "epoch"}))  # every snapshot epoch: the analysis' epoch

@@ -14,9 +14,8 @@ import xarray as xr
 
 from rnnlab.analysis import np_ladder
 from rnnlab.analysis._common import COL, ROW, AnalysisError, as_float, delta_j, require_vars, whole
-from rnnlab.analysis.inloop import EVAL, member_configs, select_epochs
+from rnnlab.analysis.inloop import EVAL, _at, _finish, _ranks, member_configs, select_epochs
 from rnnlab.config import Config
-from rnnlab.data.members import drop_repeated_seed_index
 from rnnlab.spectra import theory
 
 __all__ = ["LADDER_RANKS", "LADDER_SLOTS", "lambda_task", "outlier_ladder", "task_eigenvalue"]
@@ -24,16 +23,6 @@ __all__ = ["LADDER_RANKS", "LADDER_SLOTS", "lambda_task", "outlier_ladder", "tas
 LADDER_RANKS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50)  # and N, always added
 LADDER_SLOTS = 8
 RUNG = "ladder_rank"  # the dim of the ladder: R of each rung
-
-
-def _at(ds: xr.Dataset, da: xr.DataArray, epochs: list[int], dims: list[str]) -> xr.DataArray:
-    """`da` at the selected snapshot epochs (dim eval_epoch, one chunk per epoch)."""
-    if "epoch" in da.dims:
-        pos = [int(np.flatnonzero(ds["epoch"].values == e)[0]) for e in epochs]
-        da = da.isel(epoch=pos).rename(epoch=EVAL).assign_coords({EVAL: epochs})
-        if da.chunks is not None:
-            da = da.copy(data=da.data.rechunk({da.get_axis_num(EVAL): 1}))
-    return whole(da, dims).reset_coords(drop=True)
 
 
 def outlier_ladder(
@@ -60,17 +49,13 @@ def outlier_ladder(
     require_vars(ds, ["J0"], "dataset (outlier_ladder)")
     epochs = select_epochs(ds, epoch)
     n = ds.sizes[ROW]
-    try:
-        values = sorted({int(r) for r in ranks if 0 <= int(r) <= n} | {0, n})
-    except (TypeError, ValueError):
-        raise AnalysisError(f"ranks must be integers, got {ranks!r}") from None
-    rank_values = np.array(values, dtype=np.int64)
+    rank_values = _ranks(ranks, n)
     g = ds["g"] if "g" in ds.variables else xr.DataArray(np.nan)
     g = as_float(g.reset_coords(drop=True))
     if measured is None:
         require_vars(ds, ["eigvals"], "dataset (outlier_ladder needs eigvals or measured=)")
         edge = xr.apply_ufunc(
-            lambda gg, j0: _edge(gg, j0),
+            lambda gg, j0: np_ladder.edge(gg, j0)[1],
             g,
             whole(as_float(ds["J0"]), [ROW, COL]).reset_coords(drop=True),
             input_core_dims=[[], [ROW, COL]],
@@ -120,18 +105,7 @@ def outlier_ladder(
     )
     out = out.assign_coords({RUNG: rank_values, EVAL: epochs})
     out[RUNG].attrs = {"long_name": "rank R of the truncation of dJ (N: all of dJ)", "units": "1"}
-    coords = {c: ds[c] for c in ds.coords if ds[c].dims == ("seed",)}
-    return drop_repeated_seed_index(out.assign_coords(coords))
-
-
-def _edge(g: np.ndarray, j0: np.ndarray) -> np.ndarray:
-    """Bulk edge g (1 + 2/sqrt(N)) per member, g from sqrt(N) std(J0) where it is NaN."""
-    from rnnlab.spectra.conventions import bulk_edge
-
-    n = j0.shape[-1]
-    est = np.std(j0, axis=(-2, -1)) * np.sqrt(n)
-    gg = np.where(np.isfinite(g), g, est)
-    return np.asarray(bulk_edge(gg, n), dtype=float)
+    return _finish(out, ds, {})
 
 
 def task_eigenvalue(cfg: Config) -> float:

@@ -189,12 +189,10 @@ def fixed_points(
         )
         for k in FIELDS
     }
-    for idx in np.ndindex(*lead):
-        mj0 = np.asarray(np.broadcast_to(j0, lead + j0.shape[-2:])[idx], dtype=np.float64)
-        mdj = np.asarray(np.broadcast_to(dj, lead + dj.shape[-2:])[idx], dtype=np.float64)
-        mb = np.asarray(np.broadcast_to(b, lead + b.shape[-2:])[idx], dtype=np.float64)
-        ms = int(np.broadcast_to(seed, lead)[idx])
-        cfg = configs[int(np.broadcast_to(cfg_index, lead)[idx])]
+    arrays = [(j0, 2), (dj, 2), (b, 2), (np.asarray(seed), 0), (np.asarray(cfg_index), 0)]
+    for idx, (mj0, mdj, mb, ms, mc) in np_simulate._members(lead, *arrays):
+        mj0, mdj, mb = (np.asarray(x, dtype=np.float64) for x in (mj0, mdj, mb))
+        ms, cfg = int(ms), configs[int(mc)]
         J = mj0 + mdj
         if not (np.isfinite(J).all() and np.isfinite(mb).all()):
             continue

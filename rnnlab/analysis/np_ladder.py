@@ -20,6 +20,7 @@ from rnnlab.spectra import theory
 
 __all__ = [
     "SPREAD_FLOOR",
+    "edge",
     "ladder",
     "measured_batch",
     "measured_outliers",
@@ -71,13 +72,21 @@ def reproduced_from(ok: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     return np.where(tail.any(axis=0), np.asarray(ranks, dtype=float)[first], np.nan)
 
 
+def edge(g, j0) -> tuple[np.ndarray, np.ndarray]:
+    """(g, bulk edge g (1 + 2/sqrt(N))) per member: g (...) where finite, else sqrt(N) std(J0)
+    of j0 (..., N, N)."""
+    n = j0.shape[-1]
+    with np.errstate(invalid="ignore"):
+        est = np.std(j0, axis=(-2, -1)) * np.sqrt(n)
+    g = np.where(np.isfinite(g), g, est)
+    return g, np.asarray(spectra.bulk_edge(g, n), dtype=float)
+
+
 def _one(j0, dj, g, measured, ranks):
     j0 = np.asarray(j0, dtype=np.float64)
     dj = np.asarray(dj, dtype=np.float64)
     n = j0.shape[-1]
-    if not np.isfinite(g):
-        g = float(np.std(j0) * np.sqrt(n))
-    edge = float(spectra.bulk_edge(g, n))
+    g, bulk = (float(x) for x in edge(g, j0))
     slots = measured.shape[-1]
     n_r = len(ranks)
     eig = np.full((n_r, n), np.nan + 0j)
@@ -92,10 +101,10 @@ def _one(j0, dj, g, measured, ranks):
     u, s, vt = np.linalg.svd(dj)
     for i, r in enumerate(ranks):
         eig[i] = spectra.sorted_eigvals(j0 + (u[:, :r] * s[:r]) @ vt[:r])
-        outside = eig[i][spectra.outlier_mask(eig[i], 0.0, edge)]
+        outside = eig[i][spectra.outlier_mask(eig[i], 0.0, bulk)]
         exact[i] = _matched(measured, outside)
         mf = np.linalg.eigvals(s[:r, None] * (vt[:r] @ u[:, :r])) if r else np.empty(0)
-        mf = mf[spectra.outlier_mask(mf, 0.0, edge)]
+        mf = mf[spectra.outlier_mask(mf, 0.0, bulk)]
         meanfield[i] = _matched(measured, mf)
     with np.errstate(invalid="ignore"):
         rank = reproduced_from(np.abs(exact - measured) <= tol, ranks)

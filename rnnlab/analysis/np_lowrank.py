@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "FLOAT",
+    "kappa",
     "lowrank",
     "shrinkage",
     "imposed_shift",
@@ -94,15 +95,22 @@ def shrinkage(dj: np.ndarray, j0: np.ndarray, rank: int) -> tuple[np.ndarray, ..
     dj = np.asarray(dj)
     j0 = np.asarray(j0)
     dtype = FLOAT
+    k = kappa(dj, j0).astype(dtype)
+    corr = (dj + k[..., None, None].astype(dtype) * j0).astype(dtype, copy=False)
+    m, u, v, expl, cum, sv = lowrank(corr, rank)
+    del corr
+    return k, m, u, v, expl, cum, sv, ones_alignment(u), ones_alignment(v)
+
+
+def kappa(dj: np.ndarray, j0: np.ndarray, empty: float = np.nan) -> np.ndarray:
+    """kappa = -<dJ, J0>_F / ||J0||_F^2 over the last two axes (the least-squares coefficient of
+    dJ on -J0), float64 sums; J0 broadcasts against dJ; `empty` where ||J0||_F = 0."""
+    dj = np.asarray(dj)
+    j0 = np.asarray(j0)
     num = np.sum(dj * j0, axis=(-2, -1), dtype=np.float64)
     den = np.sum(j0 * j0, axis=(-2, -1), dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        kappa = np.where(den > 0, -num / den, np.nan)
-    kappa = np.broadcast_to(kappa, np.broadcast_shapes(num.shape, den.shape)).astype(dtype)
-    corr = (dj + kappa[..., None, None].astype(dtype) * j0).astype(dtype, copy=False)
-    m, u, v, expl, cum, sv = lowrank(corr, rank)
-    del corr
-    return kappa, m, u, v, expl, cum, sv, ones_alignment(u), ones_alignment(v)
+        return np.where(den > 0, -num / den, empty)
 
 
 def imposed_shift(dj: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.analysis import np_lowrank
+
 __all__ = [
     "MEMORY_BUDGET",
     "mean_se",
-    "member_losses",
     "network_losses",
     "optimal_mse",
     "resolve_device",
@@ -157,36 +158,6 @@ def optimal_mse(cfg: Any) -> float:
     return float(kalman_optimal_mse(cfg.task, cfg.model.dt))
 
 
-def member_losses(
-    J: np.ndarray,
-    B: np.ndarray,
-    w: np.ndarray,
-    seeds: np.ndarray,
-    cfg_index: np.ndarray,
-    configs: tuple,
-    n_trials: int,
-    **kwargs: Any,
-) -> np.ndarray:
-    """`trial_mse` of networks J (..., N, N), B (..., N, n_in), w (..., N, n_out) whose members
-    have the seeds and config indices (...) (broadcast), grouped by config -> (..., n_trials)."""
-    lead = np.broadcast_shapes(J.shape[:-2], B.shape[:-2], w.shape[:-2], seeds.shape,
-                               cfg_index.shape)  # fmt: skip
-    flat = [
-        np.broadcast_to(a, lead + a.shape[a.ndim - k :]).reshape((-1,) + a.shape[a.ndim - k :])
-        for a, k in ((J, 2), (B, 2), (w, 2))
-    ]
-    seeds_f = np.broadcast_to(seeds, lead).reshape(-1)
-    index_f = np.broadcast_to(cfg_index, lead).reshape(-1).astype(np.int64)
-    out = np.full((seeds_f.size, n_trials), np.nan)
-    for k in np.unique(index_f):
-        sel = np.flatnonzero(index_f == k)
-        out[sel] = trial_mse(
-            flat[0][sel], flat[1][sel], flat[2][sel], seeds_f[sel], configs[int(k)], n_trials,
-            **kwargs,
-        )  # fmt: skip
-    return out.reshape(lead + (n_trials,))
-
-
 # -- the analyses ----------------------------------------------------------------------------
 def _members(lead: tuple[int, ...], *arrays: np.ndarray):
     """(index, per-member arrays) over the leading dims, each array broadcast to `lead`."""
@@ -194,31 +165,19 @@ def _members(lead: tuple[int, ...], *arrays: np.ndarray):
         yield idx, [np.broadcast_to(a, lead + a.shape[a.ndim - k :])[idx] for a, k in arrays]
 
 
-def evaluate(j0, dj, b, w, seed, cfg_index, *, configs, n_trials, **sim):
-    """MSE on fresh trials of J = J0 + dJ with (B, w): j0 (..., N, N), dj (..., N, N), b (..., N,
-    n_in), w (..., N, n_out), seed, cfg_index (...) -> mse, mse_se, mse_optimal (...)."""
-    j = np.asarray(j0, dtype=np.float64) + np.asarray(dj, dtype=np.float64)
-    losses = member_losses(j, np.asarray(b), np.asarray(w), np.asarray(seed),
-                           np.asarray(cfg_index), configs, n_trials, **sim)  # fmt: skip
-    mse, se = mean_se(losses)
-    index = np.broadcast_to(np.asarray(cfg_index), mse.shape).astype(np.int64)
-    optimum = np.array([optimal_mse(c) for c in configs])[index]
-    return mse, se, optimum
-
-
 def truncated(j0: np.ndarray, dj: np.ndarray, ranks: np.ndarray, split: bool) -> np.ndarray:
     """Networks J0 + dJ_R for each R of `ranks` (R x N x N), dJ_R the best rank-R approximation
     (truncated SVD) of dJ; with `split`, (1 - kappa) J0 + res_R instead, res = dJ + kappa J0 and
-    kappa = -<dJ, J0>/||J0||_F^2 (the shrinkage of rnnlab.analysis.shrinkage). R = N is the
-    trained J itself in both, J0 + dJ exactly (not its SVD reconstruction), and R = 0 the base
-    exactly, so they are the very networks `evaluate` and `shuffle_losses` simulate."""
+    kappa = -<dJ, J0>/||J0||_F^2 (`np_lowrank.kappa`, the shrinkage of rnnlab.analysis.shrinkage;
+    0 where J0 = 0). R = N is the trained J itself in both, J0 + dJ exactly (not its SVD
+    reconstruction), and R = 0 the base exactly, so they are the very networks of the evaluation
+    and the shuffle control."""
     j0 = np.asarray(j0, dtype=np.float64)
     dj = np.asarray(dj, dtype=np.float64)
     trained = j0 + dj
     base, res = j0, dj
     if split:
-        den = float(np.sum(j0 * j0))
-        kappa = -float(np.sum(dj * j0)) / den if den > 0 else 0.0
+        kappa = float(np_lowrank.kappa(dj, j0, 0.0))
         base, res = (1.0 - kappa) * j0, dj + kappa * j0
     inner = [int(r) for r in ranks if 0 < int(r) < min(j0.shape)]
     u, s, vt = np.linalg.svd(res) if inner else (None, None, None)
@@ -231,41 +190,6 @@ def truncated(j0: np.ndarray, dj: np.ndarray, ranks: np.ndarray, split: bool) ->
         else:
             out[i] = base + (u[:, :r] * s[:r]) @ vt[:r]
     return out
-
-
-def truncation_losses(
-    j0, dj, b, w, seed, cfg_index, *, configs, ranks, n_trials, split: bool = True, **sim
-):
-    """Fresh-trial MSE of J0 + dJ_R (and, with `split`, of (1 - kappa) J0 + res_R) for each R of
-    `ranks` (which must hold 0 and N), all on the member's same trials.
-
-    Returns loss, loss_se, loss_diff_se (..., n_ranks) and, with split, loss_split,
-    loss_split_se, loss_split_diff_se; *_diff_se is the standard error of the paired difference
-    loss(R) - loss(N) (the trained network) over the trials.
-    """
-    ranks = np.asarray(ranks, dtype=np.int64)
-    lead = np.broadcast_shapes(np.shape(j0)[:-2], np.shape(dj)[:-2], np.shape(b)[:-2],
-                               np.shape(w)[:-2], np.shape(seed), np.shape(cfg_index))  # fmt: skip
-    n_out = 6 if split else 3
-    outs = [np.full(lead + (len(ranks),), np.nan) for _ in range(n_out)]
-    arrays = [(np.asarray(x), k) for x, k in ((j0, 2), (dj, 2), (b, 2), (w, 2))]
-    arrays += [(np.asarray(seed), 0), (np.asarray(cfg_index), 0)]
-    for idx, (mj0, mdj, mb, mw, ms, mc) in _members(lead, *arrays):
-        if not (np.isfinite(mj0).all() and np.isfinite(mdj).all()):
-            continue
-        nets = [truncated(mj0, mdj, ranks, False)]
-        if split:
-            nets.append(truncated(mj0, mdj, ranks, True))
-        stack = np.concatenate(nets)
-        k = len(stack)
-        losses = trial_mse(
-            stack, np.broadcast_to(mb, (k,) + mb.shape), np.broadcast_to(mw, (k,) + mw.shape),
-            np.full(k, int(ms)), configs[int(mc)], n_trials, **sim,
-        )  # fmt: skip
-        for part, per_trial in enumerate(np.split(losses, len(nets))):
-            for j, values in enumerate(_truncation_stats(per_trial)):
-                outs[3 * part + j][idx] = values
-    return tuple(outs)
 
 
 def _truncation_stats(per_trial: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -287,36 +211,6 @@ def functional_rank(loss: np.ndarray, ranks: np.ndarray, frac: float = 0.05) -> 
     first = np.argmax(ok, axis=-1)
     out = ranks[first].astype(float)
     return np.where(np.isfinite(loss).all(axis=-1), out, np.nan)
-
-
-def shuffle_losses(j0, dj, b, w, seed, cfg_index, *, configs, n_trials, n_shuffles: int = 1, **sim):
-    """Fresh-trial MSE of three networks on the same trials: the trained J0 + dJ, P(J0) + dJ with
-    P a random permutation of J0's N^2 entries (`n_shuffles` permutations from the member's
-    "shuffle" stream, per-trial losses averaged over them), and J0 alone (no learned change).
-
-    Returns loss, loss_se (..., 3) in that order and lost (...) = (L_shuffled - L_trained) /
-    (L_J0 - L_trained): the fraction of what learning gained that is lost when dJ meets a J0 of
-    the same entries but not its own (0: dJ works with any such J0; 1: all of it is lost).
-    """
-    lead = np.broadcast_shapes(np.shape(j0)[:-2], np.shape(dj)[:-2], np.shape(b)[:-2],
-                               np.shape(w)[:-2], np.shape(seed), np.shape(cfg_index))  # fmt: skip
-    loss, se = np.full(lead + (3,), np.nan), np.full(lead + (3,), np.nan)
-    lost = np.full(lead, np.nan)
-    arrays = [(np.asarray(x), k) for x, k in ((j0, 2), (dj, 2), (b, 2), (w, 2))]
-    arrays += [(np.asarray(seed), 0), (np.asarray(cfg_index), 0)]
-    for idx, (mj0, mdj, mb, mw, ms, mc) in _members(lead, *arrays):
-        mj0 = np.asarray(mj0, dtype=np.float64)
-        mdj = np.asarray(mdj, dtype=np.float64)
-        if not (np.isfinite(mj0).all() and np.isfinite(mdj).all()):
-            continue
-        stack = np.stack([mj0 + mdj, mj0, *shuffled_nets(mj0, mdj, int(ms), n_shuffles)])
-        k = len(stack)
-        per_trial = trial_mse(
-            stack, np.broadcast_to(mb, (k,) + mb.shape), np.broadcast_to(mw, (k,) + mw.shape),
-            np.full(k, int(ms)), configs[int(mc)], n_trials, **sim,
-        )  # fmt: skip
-        loss[idx], se[idx], lost[idx] = _shuffle_stats(per_trial[0], per_trial[2:], per_trial[1])
-    return loss, se, lost
 
 
 def shuffled_nets(j0: np.ndarray, dj: np.ndarray, seed: int, n_shuffles: int) -> list[np.ndarray]:
@@ -345,24 +239,31 @@ def _shuffle_stats(trained: np.ndarray, shuffled: np.ndarray, alone: np.ndarray)
 
 
 def network_losses(
-    j0, dj, b, w, seed, cfg_index, *, configs, n_trials, ranks, split: bool = True,
-    n_shuffles: int = 1, **sim,
+    j0, dj, b, w, seed, cfg_index, *, configs, n_trials, ranks=(), split: bool = True,
+    n_shuffles: int = 1, truncation: bool = True, shuffle: bool = True, **sim,
 ):  # fmt: skip
-    """`evaluate`, `truncation_losses` and `shuffle_losses` in one simulation: each distinct
-    network of a member simulated once (the trained J0 + dJ, J0 + dJ_R and (1 - kappa) J0 +
-    res_R for the R < N of `ranks`, the shuffled J0s: 2 len(ranks) + n_shuffles - 1 networks
-    instead of 2 len(ranks) + n_shuffles + 3), every member of a config in one `trial_mse` call.
+    """Fresh-trial losses of a member's networks, each distinct network simulated once on the
+    member's same trials, every member of a config in one `trial_mse` call: the trained J =
+    J0 + dJ (the evaluation) and, with `truncation`, J0 + dJ_R and, with `split`, (1 - kappa) J0
+    + res_R for the R < N of `ranks` (which must hold 0 and N; see `truncated`) and, with
+    `shuffle`, J0 alone (R = 0 of the truncation when there is one) and P(J0) + dJ for
+    `n_shuffles` permutations P of J0's entries (`shuffled_nets`). j0 (..., N, N), dj (..., N,
+    N), b (..., N, n_in), w (..., N, n_out), seed, cfg_index (...) (broadcast); a member with a
+    non-finite J0 or dJ gets NaN.
 
-    Returns their outputs in that order: mse, mse_se, mse_optimal (...); loss, loss_se,
-    loss_diff_se (..., n_ranks) and, with split, loss_split, loss_split_se, loss_split_diff_se;
-    loss, loss_se (..., 3) and lost (...) of the shuffle control. The networks, trials and
-    statistics are those of the three functions, so are the numbers (a network's losses do not
-    depend on what else is simulated with it).
+    Returns, in this order: mse, mse_se, mse_optimal (...) of the trained J; with `truncation`,
+    loss, loss_se, loss_diff_se (..., n_ranks) and, with split, loss_split, loss_split_se,
+    loss_split_diff_se (*_diff_se: the standard error of the paired difference loss(R) -
+    loss(N) over the trials); with `shuffle`, loss, loss_se (..., 3) of (trained, shuffled J0
+    with per-trial losses averaged over the permutations, J0 only) and lost (...) =
+    (L_shuffled - L_trained) / (L_J0 - L_trained), the fraction of what learning gained that is
+    lost when dJ meets a J0 of the same entries but not its own. A network's losses do not
+    depend on what else is simulated with it.
     """
     ranks = np.asarray(ranks, dtype=np.int64)
     lead = np.broadcast_shapes(np.shape(j0)[:-2], np.shape(dj)[:-2], np.shape(b)[:-2],
                                np.shape(w)[:-2], np.shape(seed), np.shape(cfg_index))  # fmt: skip
-    n_rank, parts = len(ranks), 2 if split else 1
+    n_rank, parts = len(ranks), (2 if split else 1) if truncation else 0
     mse, mse_se = np.full(lead, np.nan), np.full(lead, np.nan)
     trunc = [np.full(lead + (n_rank,), np.nan) for _ in range(3 * parts)]
     sh_loss, sh_se = np.full(lead + (3,), np.nan), np.full(lead + (3,), np.nan)
@@ -377,7 +278,10 @@ def network_losses(
             continue
         nets = [(mj0 + mdj)[None]]  # trained: R = N of both truncations
         nets += [truncated(mj0, mdj, ranks[:-1], part == 1) for part in range(parts)]
-        nets.append(np.stack(shuffled_nets(mj0, mdj, int(ms), n_shuffles)))
+        if shuffle:
+            if not parts:
+                nets.append(mj0[None])  # J0 alone, else R = 0 of the plain truncation
+            nets.append(np.stack(shuffled_nets(mj0, mdj, int(ms), n_shuffles)))
         members.append((idx, mb, mw, int(ms), int(mc)))
         stacks.append(np.concatenate(nets))
     for k in sorted({m[4] for m in members}):  # one simulation per config
@@ -400,12 +304,13 @@ def network_losses(
                                        trained[None]])  # fmt: skip
                 for j, values in enumerate(_truncation_stats(rows)):
                     trunc[3 * part + j][idx] = values
-            alone = rest[0]  # R = 0 of the plain truncation: J0 itself
-            shuffled = rest[parts * (n_rank - 1) :]
-            sh_loss[idx], sh_se[idx], sh_lost[idx] = _shuffle_stats(trained, shuffled, alone)
+            if shuffle:
+                alone = rest[0]  # J0 itself (R = 0 of the plain truncation when there is one)
+                shuffled = rest[parts * (n_rank - 1) + (0 if parts else 1) :]
+                sh_loss[idx], sh_se[idx], sh_lost[idx] = _shuffle_stats(trained, shuffled, alone)
     index = np.broadcast_to(np.asarray(cfg_index), lead).astype(np.int64)
     optimum = np.array([optimal_mse(c) for c in configs])[index]
-    return (mse, mse_se, optimum, *trunc, sh_loss, sh_se, sh_lost)
+    return (mse, mse_se, optimum, *trunc, *((sh_loss, sh_se, sh_lost) if shuffle else ()))
 
 
 def sample_states(

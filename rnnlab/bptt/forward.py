@@ -16,9 +16,8 @@ compiled loops are unavailable, and the caller then simulates with `run_dynamics
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from rnnlab.bptt.loops import PARALLEL_MIN_STEP_MACS, _numba_steps
+from rnnlab.bptt.loops import _coefficients, _numba_steps, over_seed_threads
 
 __all__ = ["TRIAL_BLOCK", "trial_errors"]
 
@@ -63,9 +62,8 @@ def trial_errors(
     trial_set = np.ascontiguousarray(trial_set, dtype=np.int64)
     u_tm = np.swapaxes(np.asarray(inputs), 1, 2)  # (G, T, n, n_in) views
     y_tm = np.swapaxes(np.asarray(targets), 1, 2)
-    coef = dtype.type(alpha), dtype.type(1.0 - alpha)
+    coef = _coefficients(alpha, jt)
     block = max(32, TRIAL_BLOCK // n)
-    threads = torch.get_num_threads()
     for t0 in range(0, n_trials, block):
         t1 = min(n_trials, t0 + block)
         bt = t1 - t0
@@ -73,13 +71,6 @@ def trial_errors(
         target = np.ascontiguousarray(y_tm[:, :, t0:t1], dtype=np.float64)
         err = np.empty((n_net, bt))
         args = (jt, u, b_t, w, target, trial_set, *coef, steps.PHI_CODES[phi], int(washout), err)
-        workers = min(threads, n_net) if bt * n * n >= PARALLEL_MIN_STEP_MACS else 1
-        if workers > 1:  # each group's GEMMs then run on its own thread, MKL sequential
-            torch.set_num_threads(1)
-        try:
-            steps.over_seeds(steps.forward_errors, args, n_net, workers)
-        finally:
-            if workers > 1:
-                torch.set_num_threads(threads)
+        over_seed_threads(steps, steps.forward_errors, args, n_net, bt * n * n)
         out[:, t0:t1] = err
     return out

@@ -81,16 +81,13 @@ def _array(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def _run_compiled(
-    steps, kernel, args: tuple, n_seeds: int, step_macs: int, written: tuple[Tensor, ...]
-) -> None:
+def over_seed_threads(steps, kernel, args: tuple, n_seeds: int, step_macs: int) -> None:
     """kernel(*args) of rnnlab.bptt.compiled (`steps`) over groups of seeds on torch's threads.
 
     With several groups (seeds whose step GEMM has >= PARALLEL_MIN_STEP_MACS multiply-adds) each
     runs on its own thread and torch's BLAS (which the kernel calls) is set to one thread
-    meanwhile; a single group keeps torch's threads for its GEMMs. The kernel writes the
-    `written` tensors through NumPy views, which autograd cannot see: their version counters are
-    bumped so that a graph still holding them refuses to backpropagate.
+    meanwhile, restored after; a single group keeps torch's threads for its GEMMs. The thread
+    policy of the training loops (`_run_compiled`) and of evaluation (`rnnlab.bptt.forward`).
     """
     threads = torch.get_num_threads()
     workers = min(threads, n_seeds) if step_macs >= PARALLEL_MIN_STEP_MACS else 1
@@ -101,12 +98,24 @@ def _run_compiled(
     finally:
         if workers > 1:
             torch.set_num_threads(threads)
+
+
+def _run_compiled(
+    steps, kernel, args: tuple, n_seeds: int, step_macs: int, written: tuple[Tensor, ...]
+) -> None:
+    """kernel(*args) of rnnlab.bptt.compiled (`steps`) over groups of seeds on torch's threads
+    (`over_seed_threads`). The kernel writes the `written` tensors through NumPy views, which
+    autograd cannot see: their version counters are bumped so that a graph still holding them
+    refuses to backpropagate.
+    """
+    over_seed_threads(steps, kernel, args, n_seeds, step_macs)
     torch.autograd.graph.increment_version(written)
 
 
-def _coefficients(alpha: float, like: Tensor) -> tuple:
-    """(alpha, 1 - alpha) as NumPy scalars of like's dtype (the compiled loops stay in it)."""
-    kind = np.float32 if like.dtype == torch.float32 else np.float64
+def _coefficients(alpha: float, like) -> tuple:
+    """(alpha, 1 - alpha) as NumPy scalars of like's dtype, float32 or float64 (`like` a tensor
+    or an array; the compiled loops stay in that dtype)."""
+    kind = np.float32 if like.dtype in (torch.float32, np.float32) else np.float64
     return kind(alpha), kind(1.0 - alpha)
 
 
