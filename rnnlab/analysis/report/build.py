@@ -176,8 +176,8 @@ def write_report(
     head = summary.headline(arch, res)
     blocks = verdict.verdict(head, res, arch)
     figs = figures(arch, res)
-    extra = [phase.section(grid)] if grid is not None else []
     phase_figs = phase.figures(grid) if grid is not None else {}
+    extra = [phase.section(grid, phase_figs)] if grid is not None else []
     written = {}
     path = outdir / "summary.md"
     before = phase.markdown(grid) if grid is not None else ""

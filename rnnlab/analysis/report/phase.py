@@ -12,6 +12,7 @@ works on the flat layout (`flat_inputs`): one member per (point, seed), as for a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import holoviews as hv
@@ -187,9 +188,9 @@ def markdown(data: xr.Dataset) -> str:
     )
 
 
-def section(data: xr.Dataset) -> dict[str, object]:
-    """The page section: title, note, plot names and the per-point table (HTML)."""
-    figs = figures(data)
+def section(data: xr.Dataset, plots: Iterable[str]) -> dict[str, object]:
+    """The page section: title, note, plot names and the per-point table (HTML). `plots`: the
+    names of the phase plots (`figures(data)`, built once by the caller)."""
     note = (
         "Headline numbers at the last epoch against each swept setting (lines: values of the "
         "next swept setting; error bars: sd over seeds). Below: every grid point."
@@ -197,7 +198,7 @@ def section(data: xr.Dataset) -> dict[str, object]:
     return {
         "title": "Phase diagram",
         "note": note,
-        "plots": list(figs),
+        "plots": list(plots),
         "html": headline.html_table(*table(data)),
     }
 
