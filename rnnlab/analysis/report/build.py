@@ -174,7 +174,7 @@ def write_report(
     if png:  # before any figure is built: they are then styled for the PNGs too
         plot_style.use_matplotlib()
     head = summary.headline(arch, res)
-    blocks = verdict.verdict(head, res, arch)
+    blocks = verdict.verdict(head, res)
     figs = figures(arch, res)
     phase_figs = phase.figures(grid) if grid is not None else {}
     extra = [phase.section(grid, phase_figs)] if grid is not None else []

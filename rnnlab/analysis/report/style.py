@@ -245,11 +245,6 @@ def points(
     )
 
 
-def bulk_g(results: xr.Dataset) -> xr.DataArray:
-    """Bulk radius g per seed: the `g` coordinate, else the analysis' `bulk_radius`."""
-    return results["g"] if "g" in results.variables else results["bulk_radius"]
-
-
 def seed_color(i: int) -> str:
     return SEED_COLORS[i % len(SEED_COLORS)]
 

@@ -252,7 +252,7 @@ def _epochs(e: np.ndarray) -> str:
     return ", ".join(map(str, e)) if len(e) <= 4 else f"{e[0]}–{e[-1]} ({len(e)} snapshots)"
 
 
-def _task_pole(h: xr.Dataset, res: xr.Dataset, arch: xr.Dataset) -> str:
+def _task_pole(h: xr.Dataset, res: xr.Dataset) -> str:
     if "lambda_task" not in res.variables:
         return ""
     lam = h["lambda_task"].values
@@ -276,7 +276,7 @@ def _task_pole(h: xr.Dataset, res: xr.Dataset, arch: xr.Dataset) -> str:
     return text + f"; the nearest outlier of J at the last epoch is {_span(miss)} away."
 
 
-def _one(h: xr.Dataset, res: xr.Dataset, arch: xr.Dataset) -> list[tuple[str, str]]:
+def _one(h: xr.Dataset, res: xr.Dataset) -> list[tuple[str, str]]:
     names = [f"seed {s}" for s in h["seed"].values]
     items = [
         ("Did the network learn the task?", _learned(h, names)),
@@ -289,15 +289,15 @@ def _one(h: xr.Dataset, res: xr.Dataset, arch: xr.Dataset) -> list[tuple[str, st
         ),
         ("Does ΔJ work without its own J0?", _shuffle(h)),
         ("Fixed points of the dynamics", _fixed_points(res, names)),
-        ("Task eigenvalue from theory", _task_pole(h, res, arch)),
+        ("Task eigenvalue from theory", _task_pole(h, res)),
     ]
     return [(q, a) for q, a in items if a]
 
 
-def verdict(head: xr.Dataset, results: xr.Dataset, archive: xr.Dataset) -> list[dict]:
+def verdict(head: xr.Dataset, results: xr.Dataset) -> list[dict]:
     """Per run (members grouped by `run` when they come from several): its label, number of
     seeds and the (question, answer) items. `head` is headline.headline's dataset, `results`
-    and `archive` as build.prepare returns them (same members, same order)."""
+    as build.prepare returns it (same members, same order)."""
     runs = member_runs(head)
     groups = [(None, np.arange(head.sizes["seed"]))]
     if runs:
@@ -307,7 +307,7 @@ def verdict(head: xr.Dataset, results: xr.Dataset, archive: xr.Dataset) -> list[
     for label, pos in groups:
         h = head.isel(seed=pos)
         h.attrs = head.attrs
-        items = _one(h, results.isel(seed=pos), archive.isel(seed=pos))
+        items = _one(h, results.isel(seed=pos))
         out.append({"run": label, "n": len(pos), "items": items})
     return out
 
