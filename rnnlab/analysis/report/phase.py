@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from rnnlab.analysis.report import headline
-from rnnlab.analysis.report.style import SEED_COLORS, both, frame, save_png, style
+from rnnlab.analysis.report.style import both, frame, save_png, seed_color, style
 from rnnlab.data.grid import GRID_KEYS, flatten, grid_dims
 from rnnlab.data.ri import from_ri
 
@@ -64,7 +64,7 @@ def phase_data(archive: xr.Dataset, results: xr.Dataset) -> xr.Dataset:
         {
             "mse_ratio": mse / optimum if known else mse,
             "rank90": headline.rank_needed(last["sv"].load()),
-            "re_out": xr.apply_ufunc(np.real, last["outlier"].load()).max("outlier"),
+            "re_out": headline._leading_re(last["outlier"].load()),
             "n_outliers": last["n_outliers"].load().astype(float),
             "crossing_epoch": results["crossing_epoch"].load(),
         }
@@ -123,7 +123,7 @@ def phase_plot(data: xr.Dataset, var: str, dim: str) -> hv.Overlay:
     for i, (value, sub) in enumerate(groups):
         mean, sd = _mean_sd(sub, [dim])
         label = f"{by} = {value}" if by is not None else "mean ± sd over seeds"
-        color = SEED_COLORS[i % len(SEED_COLORS)]
+        color = seed_color(i)
         kdim = hv.Dimension("x", label=dim)
         xi = x + DODGE * span * (i - (len(groups) - 1) / 2)  # bars of two lines side by side
         layers.append(style(hv.Curve((xi, mean), kdim, var, label=label), color=color, width=2))

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from rnnlab.analysis.report.headline import fmt
-from rnnlab.data.members import member_runs
+from rnnlab.data.members import member_names, member_runs
 
 __all__ = ["LOW_RANK", "verdict", "markdown", "html_block"]
 
@@ -277,7 +277,7 @@ def _task_pole(h: xr.Dataset, res: xr.Dataset) -> str:
 
 
 def _one(h: xr.Dataset, res: xr.Dataset) -> list[tuple[str, str]]:
-    names = [f"seed {s}" for s in h["seed"].values]
+    names = member_names(h)  # one run per block: `seed 0`, ...
     items = [
         ("Did the network learn the task?", _learned(h, names)),
         ("Did ΔJ become low-rank?", _low_rank(h)),
