@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from pathlib import Path
 
 import holoviews as hv
 import numpy as np
 import xarray as xr
 
 from rnnlab.analysis.report import headline
-from rnnlab.analysis.report.style import both, frame, save_png, seed_color, style
+from rnnlab.analysis.report.style import both, frame, seed_color, style
 from rnnlab.data.grid import GRID_KEYS, flatten, grid_dims
 from rnnlab.data.ri import from_ri
 
@@ -201,14 +200,3 @@ def section(data: xr.Dataset, plots: Iterable[str]) -> dict[str, object]:
         "plots": list(plots),
         "html": headline.html_table(*table(data)),
     }
-
-
-def write_pngs(figs: dict[str, hv.Overlay], figdir: Path, dpi: int) -> dict[str, Path]:
-    """figures/phase_*.png through the matplotlib backend."""
-    figdir.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name, obj in figs.items():
-        path = figdir / f"{name}.png"
-        save_png(obj, path, dpi)
-        out[f"figures/{name}.png"] = path
-    return out

@@ -80,6 +80,17 @@ def save_png(obj: hv.core.Dimensioned, path, dpi: int) -> None:
     hv.save(obj, path, backend="matplotlib", dpi=dpi)
 
 
+def save_pngs(figs: dict[str, hv.core.Dimensioned], figdir: Path, dpi: int) -> dict[str, Path]:
+    """figdir/<name>.png of every figure (`save_png`), keyed `figures/<name>.png`."""
+    figdir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, obj in figs.items():
+        path = figdir / f"{name}.png"
+        save_png(obj, path, dpi)
+        out[f"figures/{name}.png"] = path
+    return out
+
+
 # Custom-options id of an element styled before, by what its options depend on: its type, group,
 # label and dimensions and the options given (see `both`).
 _STYLED: dict[str, int] = {}
