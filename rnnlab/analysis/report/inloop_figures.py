@@ -18,6 +18,7 @@ from rnnlab.analysis.report import figures as plots
 from rnnlab.analysis.report.style import (
     EPOCH,
     both,
+    epoch_frame,
     frame,
     hline,
     points,
@@ -297,13 +298,10 @@ def fixed_points(results: xr.Dataset) -> hv.Overlay:
             pts = style(hv.Scatter((xs, ys), EPOCH, "u1", label=lab), color=c, marker=marker,
                         size=9 if flag else 13)  # fmt: skip
             into.append(pts.opts(line_width=1 if flag else 3, backend="bokeh"))
-    return frame(
-        hv.Overlay(stable_layers + unstable_layers),
+    return epoch_frame(
+        stable_layers + unstable_layers,
         title=f"Fixed points at input {float(res['u_const']):g} along u_1 (×: unstable)",
-        xlabel="epoch (optimizer steps)",
         ylabel="u_1ᵀ h* (dimensionless)",
-        legend="right",
-        size=(380, 280),
     )
 
 
@@ -318,13 +316,10 @@ def fixed_point_counts(results: xr.Dataset) -> hv.Overlay:
         layers.append(style(stable, color=c, width=2))
         unstable = hv.Curve((x, res["n_unstable"].values[i]), EPOCH, "count")
         layers.append(style(unstable, color=c, width=2, dash="dashed"))
-    return frame(
-        hv.Overlay(layers),
+    return epoch_frame(
+        layers,
         title="Fixed points at zero input: stable (solid), unstable (dashed)",
-        xlabel="epoch (optimizer steps)",
         ylabel="number of fixed points",
-        legend="right",
-        size=(380, 280),
     )
 
 

@@ -203,6 +203,27 @@ def frame(
     return both(obj, {**common, **bk}, {**common, **mpl})
 
 
+def epoch_frame(
+    layers: list,
+    *,
+    title: str,
+    ylabel: str,
+    legend: str | bool = "right",
+    size: tuple[int, int] = (380, 280),
+    **extra,
+) -> hv.Overlay:
+    """`frame` of the overlaid `layers` of a quantity against epoch (x label: EPOCH's)."""
+    return frame(
+        hv.Overlay(layers),
+        title=title,
+        xlabel=EPOCH.pprint_label,
+        ylabel=ylabel,
+        legend=legend,
+        size=size,
+        **extra,
+    )
+
+
 def square_limits(
     z, radius: float = 0.0, xmax: float = 1.0, pad: float = 0.08
 ) -> tuple[tuple[float, float], tuple[float, float]]:
