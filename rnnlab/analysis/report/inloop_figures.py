@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from rnnlab.analysis.report import figures as plots
+from rnnlab.analysis.report.inloop_summary import zero_input
 from rnnlab.analysis.report.style import (
     EPOCH,
     both,
@@ -272,16 +273,10 @@ def ladder(results: xr.Dataset) -> hv.Overlay:
     )
 
 
-def _zero_input(results: xr.Dataset) -> xr.Dataset:
-    u = results["u_const"].values
-    k = int(np.flatnonzero(u == 0)[0]) if (u == 0).any() else 0
-    return results.isel(u_const=k)
-
-
 def fixed_points(results: xr.Dataset) -> hv.Overlay:
     """Fixed points at zero input along u_1 of ΔJ against epoch: filled stable, × unstable
     (drawn on top); seeds side by side around each epoch."""
-    res = _zero_input(results)
+    res = zero_input(results)
     x = res["epoch"].values.astype(float)
     n = res.sizes["seed"]
     step = 0.25 * float(np.min(np.diff(x))) if x.size > 1 else 1.0
@@ -307,7 +302,7 @@ def fixed_points(results: xr.Dataset) -> hv.Overlay:
 
 def fixed_point_counts(results: xr.Dataset) -> hv.Overlay:
     """Numbers of stable (solid) and unstable (dashed) fixed points at zero input vs epoch."""
-    res = _zero_input(results)
+    res = zero_input(results)
     x = res["epoch"].values
     layers = []
     for i, name in enumerate(member_names(results)):

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from rnnlab.analysis.report.headline import fmt
+from rnnlab.analysis.report.inloop_summary import zero_input
 from rnnlab.data.members import member_names, member_runs
 
 __all__ = ["LOW_RANK", "verdict", "markdown", "html_block"]
@@ -220,13 +221,13 @@ def _shuffle(h: xr.Dataset) -> str:
 def _fixed_points(res: xr.Dataset, names: list[str]) -> str:
     if "n_fixed_points" not in res.variables:
         return ""
-    u = res["u_const"].values
-    k = int(np.flatnonzero(u == 0)[0]) if (u == 0).any() else 0
-    nfp = res["n_fixed_points"].isel(u_const=k).values
-    nst = res["n_stable"].isel(u_const=k).values
+    zero = zero_input(res)
+    nfp = zero["n_fixed_points"].values
+    nst = zero["n_stable"].values
+    u0 = zero["u_const"].values[()]
     epochs = res["epoch"].values
     text = (
-        f"at input {u[k]:g}, epoch {int(epochs[-1])}: {_ints(nfp[:, -1])} fixed point(s), "
+        f"at input {u0:g}, epoch {int(epochs[-1])}: {_ints(nfp[:, -1])} fixed point(s), "
         f"{_ints(nst[:, -1])} stable"
     )
     notes = []
@@ -234,7 +235,7 @@ def _fixed_points(res: xr.Dataset, names: list[str]) -> str:
         many = epochs[nfp[i] > 1]
         none = epochs[(nst[i] == 0) & np.isfinite(nst[i])]
         if many.size:
-            pos = res["fp_u1"].isel(u_const=k, seed=i).sel(epoch=many).values
+            pos = zero["fp_u1"].isel(seed=i).sel(epoch=many).values
             where = _span(np.abs(pos[np.isfinite(pos) & (np.abs(pos) > 1e-9)]))
             notes.append(
                 f"{name}: {_ints(nfp[i][nfp[i] > 1])} at epochs {_epochs(many)}"
