@@ -24,7 +24,7 @@ def prepared():
 @pytest.fixture(scope="module")
 def blocks(prepared):
     arch, res = prepared
-    return verdict.verdict(summary.headline(arch, res), res, arch)
+    return verdict.verdict(summary.headline(arch, res), res)
 
 
 def answer(blocks, start: str) -> str:
@@ -56,7 +56,7 @@ def test_verdict_names_a_network_below_the_optimum(prepared):
     arch, res = prepared
     res = res.copy()
     res["mse"] = res["mse"].copy(data=MSE_OPT * np.array([[0.9], [1.0], [1.0]]))
-    blocks = verdict.verdict(summary.headline(arch, res), res, arch)
+    blocks = verdict.verdict(summary.headline(arch, res), res)
     assert "BELOW it by more than 2 SE: seed 0" in answer(blocks, "Did the network learn")
 
 
@@ -64,7 +64,7 @@ def test_verdict_per_run(prepared):
     arch, res = prepared
     runs = ("seed", ["a", "a", "b"])
     arch, res = arch.assign_coords(run=runs), res.assign_coords(run=runs)
-    blocks = verdict.verdict(summary.headline(arch, res), res, arch)
+    blocks = verdict.verdict(summary.headline(arch, res), res)
     assert [(b["run"], b["n"]) for b in blocks] == [("a", 2), ("b", 1)]
     assert "## Verdict (run b, n = 1 seed)" in verdict.markdown(blocks)
 

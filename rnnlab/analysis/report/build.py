@@ -141,13 +141,8 @@ def png_object(obj: object) -> object:
 
 def write_pngs(figs: dict[str, object], figdir: Path) -> dict[str, Path]:
     """figures/*.png of the main plots through the matplotlib backend (spectrum: last epoch)."""
-    figdir.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name in PNG_FIGURES:
-        path = figdir / f"{name}.png"
-        plot_style.save_png(png_object(figs[name]), path, PNG_DPI)
-        out[f"figures/{name}.png"] = path
-    return out
+    shown = {name: png_object(figs[name]) for name in PNG_FIGURES}
+    return plot_style.save_pngs(shown, figdir, PNG_DPI)
 
 
 def write_report(
@@ -174,10 +169,10 @@ def write_report(
     if png:  # before any figure is built: they are then styled for the PNGs too
         plot_style.use_matplotlib()
     head = summary.headline(arch, res)
-    blocks = verdict.verdict(head, res, arch)
+    blocks = verdict.verdict(head, res)
     figs = figures(arch, res)
-    extra = [phase.section(grid)] if grid is not None else []
     phase_figs = phase.figures(grid) if grid is not None else {}
+    extra = [phase.section(grid, phase_figs)] if grid is not None else []
     written = {}
     path = outdir / "summary.md"
     before = phase.markdown(grid) if grid is not None else ""
@@ -192,7 +187,7 @@ def write_report(
     written["report.html"] = path
     if png:
         written.update(write_pngs(figs, outdir / "figures"))
-        written.update(phase.write_pngs(phase_figs, outdir / "figures", PNG_DPI))
+        written.update(plot_style.save_pngs(phase_figs, outdir / "figures", PNG_DPI))
     if not quiet:
         print(f"report: wrote {', '.join(written)} in {outdir}", file=sys.stderr)
     return written

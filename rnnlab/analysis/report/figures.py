@@ -19,6 +19,7 @@ from rnnlab.analysis.report.style import (
     both,
     circle,
     decimate,
+    epoch_frame,
     frame,
     hline,
     points,
@@ -217,13 +218,10 @@ def outlier_re(results: xr.Dataset) -> hv.Overlay:
     layers += _per_seed_slots(mf, "mean-field", "dashed", False, f"mean-field{fit}")
     layers += _per_seed_slots(results["outlier_exact"], "exact", "dotted", False, f"exact{fit}")
     layers.append(hline(1.0, x[0], x[-1], "stability edge Re λ = 1", "#d62728", "dashdot"))
-    return frame(
-        hv.Overlay(layers),
+    return epoch_frame(
+        layers,
         title="Outliers of J vs epoch (one line per seed and outlier)",
-        xlabel="epoch (optimizer steps)",
         ylabel="Re λ_out(J) (dimensionless)",
-        legend="right",
-        size=(380, 280),
     )
 
 
@@ -247,13 +245,10 @@ def jacobian_re(results: xr.Dataset) -> hv.Overlay:
             (cross, np.zeros_like(cross)), EPOCH, "re", label="crossing epoch (at mean state)"
         )
         layers.append(style(pts, color="#d62728", size=12, marker="diamond"))
-    return frame(
-        hv.Overlay(layers),
+    return epoch_frame(
+        layers,
         title="Leading eigenvalue of the Jacobian at the mean state",
-        xlabel="epoch (optimizer steps)",
         ylabel="max Re λ(Jacobian) (1/τ)",
-        legend="right",
-        size=(380, 280),
     )
 
 

@@ -15,9 +15,11 @@ import numpy as np
 import xarray as xr
 
 from rnnlab.analysis.report import figures as plots
+from rnnlab.analysis.report.inloop_summary import zero_input
 from rnnlab.analysis.report.style import (
     EPOCH,
     both,
+    epoch_frame,
     frame,
     hline,
     points,
@@ -271,16 +273,10 @@ def ladder(results: xr.Dataset) -> hv.Overlay:
     )
 
 
-def _zero_input(results: xr.Dataset) -> xr.Dataset:
-    u = results["u_const"].values
-    k = int(np.flatnonzero(u == 0)[0]) if (u == 0).any() else 0
-    return results.isel(u_const=k)
-
-
 def fixed_points(results: xr.Dataset) -> hv.Overlay:
     """Fixed points at zero input along u_1 of ΔJ against epoch: filled stable, × unstable
     (drawn on top); seeds side by side around each epoch."""
-    res = _zero_input(results)
+    res = zero_input(results)
     x = res["epoch"].values.astype(float)
     n = res.sizes["seed"]
     step = 0.25 * float(np.min(np.diff(x))) if x.size > 1 else 1.0
@@ -297,19 +293,16 @@ def fixed_points(results: xr.Dataset) -> hv.Overlay:
             pts = style(hv.Scatter((xs, ys), EPOCH, "u1", label=lab), color=c, marker=marker,
                         size=9 if flag else 13)  # fmt: skip
             into.append(pts.opts(line_width=1 if flag else 3, backend="bokeh"))
-    return frame(
-        hv.Overlay(stable_layers + unstable_layers),
+    return epoch_frame(
+        stable_layers + unstable_layers,
         title=f"Fixed points at input {float(res['u_const']):g} along u_1 (×: unstable)",
-        xlabel="epoch (optimizer steps)",
         ylabel="u_1ᵀ h* (dimensionless)",
-        legend="right",
-        size=(380, 280),
     )
 
 
 def fixed_point_counts(results: xr.Dataset) -> hv.Overlay:
     """Numbers of stable (solid) and unstable (dashed) fixed points at zero input vs epoch."""
-    res = _zero_input(results)
+    res = zero_input(results)
     x = res["epoch"].values
     layers = []
     for i, name in enumerate(member_names(results)):
@@ -318,13 +311,10 @@ def fixed_point_counts(results: xr.Dataset) -> hv.Overlay:
         layers.append(style(stable, color=c, width=2))
         unstable = hv.Curve((x, res["n_unstable"].values[i]), EPOCH, "count")
         layers.append(style(unstable, color=c, width=2, dash="dashed"))
-    return frame(
-        hv.Overlay(layers),
+    return epoch_frame(
+        layers,
         title="Fixed points at zero input: stable (solid), unstable (dashed)",
-        xlabel="epoch (optimizer steps)",
         ylabel="number of fixed points",
-        legend="right",
-        size=(380, 280),
     )
 
 

@@ -15,7 +15,7 @@ import xarray as xr
 
 from rnnlab.spectra.conventions import crossing_epoch
 
-__all__ = ["fields", "main_columns", "SE"]
+__all__ = ["fields", "main_columns", "zero_input", "SE"]
 
 SE = "se"  # column kind: the value ± the variable named in the column's `se` entry
 
@@ -38,6 +38,14 @@ def _at_slot(values: np.ndarray, slot: np.ndarray) -> np.ndarray:
         if k >= 0:
             out[i] = values[i, k]
     return out
+
+
+def zero_input(results: xr.Dataset) -> xr.Dataset:
+    """`results` at the constant input u_const = 0 of the fixed-point analysis (the first input
+    when none is 0)."""
+    u = results["u_const"].values
+    k = int(np.flatnonzero(u == 0)[0]) if (u == 0).any() else 0
+    return results.isel(u_const=k)
 
 
 def _last_eval(res: xr.Dataset, name: str) -> xr.DataArray | None:

@@ -22,7 +22,7 @@ from bokeh.resources import Resources
 
 from rnnlab.analysis.report import headline as summary
 from rnnlab.analysis.report.inloop_figures import INLOOP_SECTION
-from rnnlab.analysis.report.widgets import embed_holomap
+from rnnlab.analysis.report.widgets import _tidy, embed_holomap
 
 
 class OfflineResources(Resources):
@@ -86,12 +86,6 @@ SECTIONS = [
     ),
     INLOOP_SECTION,
 ]
-
-
-def _tidy(fig) -> None:
-    """Hide the toolbar until hover and drop its logo (cleaner for slides)."""
-    fig.toolbar.logo = None
-    fig.toolbar.autohide = True
 
 
 def _bokeh_roots(figs: dict[str, object]) -> list:

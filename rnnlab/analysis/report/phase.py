@@ -12,14 +12,14 @@ works on the flat layout (`flat_inputs`): one member per (point, seed), as for a
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
+from collections.abc import Iterable
 
 import holoviews as hv
 import numpy as np
 import xarray as xr
 
 from rnnlab.analysis.report import headline
-from rnnlab.analysis.report.style import SEED_COLORS, both, frame, save_png, style
+from rnnlab.analysis.report.style import both, frame, seed_color, style
 from rnnlab.data.grid import GRID_KEYS, flatten, grid_dims
 from rnnlab.data.ri import from_ri
 
@@ -63,7 +63,7 @@ def phase_data(archive: xr.Dataset, results: xr.Dataset) -> xr.Dataset:
         {
             "mse_ratio": mse / optimum if known else mse,
             "rank90": headline.rank_needed(last["sv"].load()),
-            "re_out": xr.apply_ufunc(np.real, last["outlier"].load()).max("outlier"),
+            "re_out": headline._leading_re(last["outlier"].load()),
             "n_outliers": last["n_outliers"].load().astype(float),
             "crossing_epoch": results["crossing_epoch"].load(),
         }
@@ -122,7 +122,7 @@ def phase_plot(data: xr.Dataset, var: str, dim: str) -> hv.Overlay:
     for i, (value, sub) in enumerate(groups):
         mean, sd = _mean_sd(sub, [dim])
         label = f"{by} = {value}" if by is not None else "mean ± sd over seeds"
-        color = SEED_COLORS[i % len(SEED_COLORS)]
+        color = seed_color(i)
         kdim = hv.Dimension("x", label=dim)
         xi = x + DODGE * span * (i - (len(groups) - 1) / 2)  # bars of two lines side by side
         layers.append(style(hv.Curve((xi, mean), kdim, var, label=label), color=color, width=2))
@@ -187,9 +187,9 @@ def markdown(data: xr.Dataset) -> str:
     )
 
 
-def section(data: xr.Dataset) -> dict[str, object]:
-    """The page section: title, note, plot names and the per-point table (HTML)."""
-    figs = figures(data)
+def section(data: xr.Dataset, plots: Iterable[str]) -> dict[str, object]:
+    """The page section: title, note, plot names and the per-point table (HTML). `plots`: the
+    names of the phase plots (`figures(data)`, built once by the caller)."""
     note = (
         "Headline numbers at the last epoch against each swept setting (lines: values of the "
         "next swept setting; error bars: sd over seeds). Below: every grid point."
@@ -197,17 +197,6 @@ def section(data: xr.Dataset) -> dict[str, object]:
     return {
         "title": "Phase diagram",
         "note": note,
-        "plots": list(figs),
+        "plots": list(plots),
         "html": headline.html_table(*table(data)),
     }
-
-
-def write_pngs(figs: dict[str, hv.Overlay], figdir: Path, dpi: int) -> dict[str, Path]:
-    """figures/phase_*.png through the matplotlib backend."""
-    figdir.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name, obj in figs.items():
-        path = figdir / f"{name}.png"
-        save_png(obj, path, dpi)
-        out[f"figures/{name}.png"] = path
-    return out

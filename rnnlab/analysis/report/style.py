@@ -80,6 +80,17 @@ def save_png(obj: hv.core.Dimensioned, path, dpi: int) -> None:
     hv.save(obj, path, backend="matplotlib", dpi=dpi)
 
 
+def save_pngs(figs: dict[str, hv.core.Dimensioned], figdir: Path, dpi: int) -> dict[str, Path]:
+    """figdir/<name>.png of every figure (`save_png`), keyed `figures/<name>.png`."""
+    figdir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, obj in figs.items():
+        path = figdir / f"{name}.png"
+        save_png(obj, path, dpi)
+        out[f"figures/{name}.png"] = path
+    return out
+
+
 # Custom-options id of an element styled before, by what its options depend on: its type, group,
 # label and dimensions and the options given (see `both`).
 _STYLED: dict[str, int] = {}
@@ -192,6 +203,27 @@ def frame(
     return both(obj, {**common, **bk}, {**common, **mpl})
 
 
+def epoch_frame(
+    layers: list,
+    *,
+    title: str,
+    ylabel: str,
+    legend: str | bool = "right",
+    size: tuple[int, int] = (380, 280),
+    **extra,
+) -> hv.Overlay:
+    """`frame` of the overlaid `layers` of a quantity against epoch (x label: EPOCH's)."""
+    return frame(
+        hv.Overlay(layers),
+        title=title,
+        xlabel=EPOCH.pprint_label,
+        ylabel=ylabel,
+        legend=legend,
+        size=size,
+        **extra,
+    )
+
+
 def square_limits(
     z, radius: float = 0.0, xmax: float = 1.0, pad: float = 0.08
 ) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -243,11 +275,6 @@ def points(
         marker=marker,
         alpha=alpha,
     )
-
-
-def bulk_g(results: xr.Dataset) -> xr.DataArray:
-    """Bulk radius g per seed: the `g` coordinate, else the analysis' `bulk_radius`."""
-    return results["g"] if "g" in results.variables else results["bulk_radius"]
 
 
 def seed_color(i: int) -> str:

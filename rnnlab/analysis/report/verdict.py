@@ -16,7 +16,8 @@ import numpy as np
 import xarray as xr
 
 from rnnlab.analysis.report.headline import fmt
-from rnnlab.data.members import member_runs
+from rnnlab.analysis.report.inloop_summary import zero_input
+from rnnlab.data.members import member_names, member_runs
 
 __all__ = ["LOW_RANK", "verdict", "markdown", "html_block"]
 
@@ -220,13 +221,13 @@ def _shuffle(h: xr.Dataset) -> str:
 def _fixed_points(res: xr.Dataset, names: list[str]) -> str:
     if "n_fixed_points" not in res.variables:
         return ""
-    u = res["u_const"].values
-    k = int(np.flatnonzero(u == 0)[0]) if (u == 0).any() else 0
-    nfp = res["n_fixed_points"].isel(u_const=k).values
-    nst = res["n_stable"].isel(u_const=k).values
+    zero = zero_input(res)
+    nfp = zero["n_fixed_points"].values
+    nst = zero["n_stable"].values
+    u0 = zero["u_const"].values[()]
     epochs = res["epoch"].values
     text = (
-        f"at input {u[k]:g}, epoch {int(epochs[-1])}: {_ints(nfp[:, -1])} fixed point(s), "
+        f"at input {u0:g}, epoch {int(epochs[-1])}: {_ints(nfp[:, -1])} fixed point(s), "
         f"{_ints(nst[:, -1])} stable"
     )
     notes = []
@@ -234,7 +235,7 @@ def _fixed_points(res: xr.Dataset, names: list[str]) -> str:
         many = epochs[nfp[i] > 1]
         none = epochs[(nst[i] == 0) & np.isfinite(nst[i])]
         if many.size:
-            pos = res["fp_u1"].isel(u_const=k, seed=i).sel(epoch=many).values
+            pos = zero["fp_u1"].isel(seed=i).sel(epoch=many).values
             where = _span(np.abs(pos[np.isfinite(pos) & (np.abs(pos) > 1e-9)]))
             notes.append(
                 f"{name}: {_ints(nfp[i][nfp[i] > 1])} at epochs {_epochs(many)}"
@@ -252,7 +253,7 @@ def _epochs(e: np.ndarray) -> str:
     return ", ".join(map(str, e)) if len(e) <= 4 else f"{e[0]}–{e[-1]} ({len(e)} snapshots)"
 
 
-def _task_pole(h: xr.Dataset, res: xr.Dataset, arch: xr.Dataset) -> str:
+def _task_pole(h: xr.Dataset, res: xr.Dataset) -> str:
     if "lambda_task" not in res.variables:
         return ""
     lam = h["lambda_task"].values
@@ -276,8 +277,8 @@ def _task_pole(h: xr.Dataset, res: xr.Dataset, arch: xr.Dataset) -> str:
     return text + f"; the nearest outlier of J at the last epoch is {_span(miss)} away."
 
 
-def _one(h: xr.Dataset, res: xr.Dataset, arch: xr.Dataset) -> list[tuple[str, str]]:
-    names = [f"seed {s}" for s in h["seed"].values]
+def _one(h: xr.Dataset, res: xr.Dataset) -> list[tuple[str, str]]:
+    names = member_names(h)  # one run per block: `seed 0`, ...
     items = [
         ("Did the network learn the task?", _learned(h, names)),
         ("Did ΔJ become low-rank?", _low_rank(h)),
@@ -289,15 +290,15 @@ def _one(h: xr.Dataset, res: xr.Dataset, arch: xr.Dataset) -> list[tuple[str, st
         ),
         ("Does ΔJ work without its own J0?", _shuffle(h)),
         ("Fixed points of the dynamics", _fixed_points(res, names)),
-        ("Task eigenvalue from theory", _task_pole(h, res, arch)),
+        ("Task eigenvalue from theory", _task_pole(h, res)),
     ]
     return [(q, a) for q, a in items if a]
 
 
-def verdict(head: xr.Dataset, results: xr.Dataset, archive: xr.Dataset) -> list[dict]:
+def verdict(head: xr.Dataset, results: xr.Dataset) -> list[dict]:
     """Per run (members grouped by `run` when they come from several): its label, number of
     seeds and the (question, answer) items. `head` is headline.headline's dataset, `results`
-    and `archive` as build.prepare returns them (same members, same order)."""
+    as build.prepare returns it (same members, same order)."""
     runs = member_runs(head)
     groups = [(None, np.arange(head.sizes["seed"]))]
     if runs:
@@ -307,7 +308,7 @@ def verdict(head: xr.Dataset, results: xr.Dataset, archive: xr.Dataset) -> list[
     for label, pos in groups:
         h = head.isel(seed=pos)
         h.attrs = head.attrs
-        items = _one(h, results.isel(seed=pos), archive.isel(seed=pos))
+        items = _one(h, results.isel(seed=pos))
         out.append({"run": label, "n": len(pos), "items": items})
     return out
 

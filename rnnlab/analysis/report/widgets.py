@@ -31,6 +31,7 @@ CODE = """
 
 
 def _tidy(fig) -> None:
+    """Hide the toolbar until hover and drop its logo (cleaner for slides)."""
     fig.toolbar.logo = None
     fig.toolbar.autohide = True
 
