@@ -18,6 +18,11 @@ class ArchiveError(RnnlabError):
     """A file is missing, not an rnnlab archive, incomplete, or archives cannot be combined."""
 
 
+class MissingArchive(ArchiveError, FileNotFoundError):
+    """No file at an archive's path (also a FileNotFoundError: e.g. a live run's .partial that
+    was just renamed into place)."""
+
+
 class NotResumable(ArchiveError):
     """An unfinished archive that can never be resumed (complete already, unreadable, or of
     another schema): a sweep starts such a point over; a lock held by a live run is not this."""

@@ -11,7 +11,7 @@ import netCDF4
 import numpy as np
 
 from rnnlab.data.schema import READABLE_SCHEMAS, RECORD_DIMS
-from rnnlab.errors import ArchiveError
+from rnnlab.errors import ArchiveError, MissingArchive
 
 
 def archive_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -28,7 +28,7 @@ def archive_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
         elif item.exists():
             out.append(item)
         else:
-            raise ArchiveError(f"no such archive: {item}")
+            raise MissingArchive(f"no such archive: {item}")
     if not out:
         raise ArchiveError("no archives given")
     return out
@@ -38,7 +38,7 @@ def check_archive(path: Path, allow_incomplete: bool = False) -> dict[str, objec
     """Raise ArchiveError unless `path` is a readable (complete) rnnlab archive; return its
     attributes, with the committed record counts under the key `committed`."""
     if not path.exists():
-        raise ArchiveError(f"no such archive: {path}")
+        raise MissingArchive(f"no such archive: {path}")
     if path.is_dir():
         raise ArchiveError(f"{path} is a directory; give an archive file (or use open_archive)")
     try:

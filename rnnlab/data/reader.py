@@ -7,6 +7,7 @@ chunked one (seed, epoch) matrix per chunk; several runs are concatenated along 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import xarray as xr
 from rnnlab.data import grid
 from rnnlab.data.files import archive_paths, check_archive
 from rnnlab.data.members import concat_members, unique_run_labels
+from rnnlab.data.paths import PARTIAL_SUFFIX, final_path, lock_holder
 from rnnlab.data.ri import from_ri
 from rnnlab.data.schema import SEED_SETTINGS
 from rnnlab.errors import ArchiveError
@@ -40,8 +42,7 @@ def _chunk(ds: xr.Dataset) -> xr.Dataset:
 def open_one(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
     """One archive as a lazy dataset with complex eigenvalues."""
     path = Path(path)
-    attrs = check_archive(path, allow_incomplete)
-    ds = xr.open_dataset(path, engine="netcdf4", chunks=None, cache=False)
+    attrs, ds = _open_checked(path, allow_incomplete)
     close = ds.close  # the rebuilt dataset below closes the file too (`with` and .close())
     committed = attrs["committed"]
     if any(committed[d] < ds.sizes[d] for d in committed):  # an unfinished run: its prefix
@@ -52,6 +53,33 @@ def open_one(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
     ds.encoding["source"] = str(path)
     ds.set_close(close)
     return ds
+
+
+# A .partial whose run is finishing: the writer marks it complete and closes it (HDF5 rewrites
+# its header), and an open in that instant fails with "NetCDF: HDF error" (seen in about 1 of 20
+# runs of the readers-during-a-write test). Such opens are retried while the run holds its lock.
+LIVE_RETRIES, LIVE_WAIT_S = 10, 0.05
+
+
+def _open_checked(path: Path, allow_incomplete: bool) -> tuple[dict, xr.Dataset]:
+    """check_archive, then the lazy xarray open; retried a few times for a .partial that a live
+    run is writing (see LIVE_RETRIES), raised at once otherwise."""
+    for _ in range(LIVE_RETRIES):
+        try:
+            return _open_once(path, allow_incomplete)
+        except FileNotFoundError:  # renamed into place, or never there
+            raise
+        except (OSError, ArchiveError):
+            live = path.name.endswith(PARTIAL_SUFFIX) and lock_holder(final_path(path)) is not None
+            if not live:
+                raise
+            time.sleep(LIVE_WAIT_S)
+    return _open_once(path, allow_incomplete)
+
+
+def _open_once(path: Path, allow_incomplete: bool) -> tuple[dict, xr.Dataset]:
+    attrs = check_archive(path, allow_incomplete)
+    return attrs, xr.open_dataset(path, engine="netcdf4", chunks=None, cache=False)
 
 
 def _run_attrs(part: xr.Dataset) -> dict:

@@ -127,6 +127,31 @@ def test_open_archive_is_lazy_and_combines_runs(tiny_archive, tmp_path):
     assert list(by_dir.seed.values) == [5]
 
 
+def test_a_missing_archive_is_also_a_file_not_found_error(tmp_path):
+    """A live run's .partial renamed into place between two reads: callers catch it as the
+    FileNotFoundError it is (the readers-during-a-write test does)."""
+    with pytest.raises(FileNotFoundError, match="no such archive"):
+        rnnlab.open_archive(tmp_path / "gone.nc.partial", allow_incomplete=True)
+
+
+def test_an_unreadable_partial_is_retried_only_while_its_run_holds_the_lock(tmp_path, monkeypatch):
+    """A live run may be closing its .partial (HDF5 rewrites the header): the open is retried
+    then, and only then; the error still comes once the retries are spent."""
+    from rnnlab.data import reader
+    from rnnlab.data.paths import OutputLock
+
+    waits = []
+    monkeypatch.setattr(reader.time, "sleep", waits.append)
+    bad = tmp_path / "x.nc.partial"
+    bad.write_bytes(b"not netcdf")
+    with pytest.raises(ArchiveError, match="not a readable NetCDF file"):
+        rnnlab.open_archive(bad, allow_incomplete=True)
+    assert waits == []  # no run holds the lock: at once
+    with OutputLock(tmp_path / "x.nc"), pytest.raises(ArchiveError, match="not a readable"):
+        rnnlab.open_archive(bad, allow_incomplete=True)
+    assert len(waits) == reader.LIVE_RETRIES
+
+
 def test_open_archive_refuses_bad_inputs(tiny_archive, tmp_path):
     with pytest.raises(ArchiveError, match="no such archive"):
         rnnlab.open_archive(tmp_path / "nope.nc")

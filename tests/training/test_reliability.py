@@ -395,7 +395,7 @@ def test_readers_during_a_write_see_the_committed_prefix_and_never_crash_the_wri
             "-o",
             str(out),
             "--quiet",
-            *sets(**{"train.epochs": 1000, "record.every": 5, "model.N": 24}),
+            *sets(**{"train.epochs": 3000, "record.every": 5, "model.N": 24}),
         ),
         stderr=subprocess.PIPE,
         text=True,
