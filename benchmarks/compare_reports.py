@@ -1,9 +1,11 @@
 """Compare two report directories of `rnnlab analyze`: same page, summary, analyses and PNGs.
 
-Used to check that a speed-up leaves the report unchanged: the bokeh documents' JSON of
-report.html with generated ids (p1234, uuids) renumbered in order of first appearance, the
-page's HTML around them, summary.md, the values of analysis.nc, and the PNGs (existence; size
-within `--png-tol`). Exit status 1 and a line per difference otherwise.
+Used to check that a speed-up leaves the report unchanged: each figure of report.html (a root
+of its bokeh documents, by name) with generated ids (p1234, uuids) renumbered in order of first
+appearance, whatever document it is in (the page is rendered in parts, one document each), the
+documents' other fields, the page's HTML around them, summary.md, the values of analysis.nc,
+and the PNGs (existence; size within `--png-tol`). Exit status 1 and a line per difference
+otherwise.
 
     python benchmarks/compare_reports.py OLD_DIR NEW_DIR
 """
@@ -19,6 +21,8 @@ from pathlib import Path
 ID = re.compile(r"^(p\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DOCS = re.compile(r'<script type="application/json" id="[^"]+">\s*(.*?)\s*</script>', re.S)
+RENDER_ITEMS = re.compile(r"const render_items = \[.*?\];", re.S)
+ROOT_ID = re.compile(r'data-root-id="[^"]*"')
 
 
 def _renumber(obj, ids: dict):
@@ -37,12 +41,20 @@ def _renumber(obj, ids: dict):
 
 
 def page_parts(html: str) -> tuple[object, str]:
-    """The normalised documents JSON and the page text outside it (uuids blanked)."""
+    """The normalised figures ({name: root JSON} and the documents' other fields) and the page
+    text outside the documents (uuids, root ids and the render items, which list ids, blanked)."""
     docs = DOCS.findall(html)
     if len(docs) != 1:
         raise SystemExit(f"expected one documents JSON block, found {len(docs)}")
-    rest = UUID.sub("UUID", DOCS.sub("DOCS", html))
-    return _renumber(json.loads(docs[0]), {}), rest
+    figures, fields = {}, set()
+    for doc in json.loads(docs[0]).values():
+        for root in doc["roots"]:
+            figures[root["attributes"].get("name")] = _renumber(root, {})
+        rest = _renumber({k: v for k, v in doc.items() if k != "roots"}, {})
+        fields.add(json.dumps(rest, sort_keys=True))
+    rest = RENDER_ITEMS.sub("RENDER_ITEMS", DOCS.sub("DOCS", html))
+    rest = UUID.sub("UUID", ROOT_ID.sub("ROOT_ID", rest))
+    return {"figures": figures, "documents": sorted(fields)}, rest
 
 
 def _first_diff(a, b, path="") -> str:

@@ -9,6 +9,7 @@ import contextlib
 from typing import Any
 
 import dask
+from dask.base import named_schedulers
 
 from rnnlab.analysis._common import AnalysisError
 from rnnlab.runtime import (
@@ -73,7 +74,9 @@ def compute(
         return obj.compute() if hasattr(obj, "compute") else obj
     set_chunk_cache(chunk_cache)
     if isinstance(scheduler, str) and scheduler in LOCAL:
-        kwargs: dict[str, Any] = {"scheduler": scheduler}
+        # dask's own function for the name: given a name, dask imports distributed (0.2 s) to
+        # look for a client first, which a named local scheduler does not use
+        kwargs: dict[str, Any] = {"scheduler": named_schedulers[scheduler]}
         if num_workers is not None:
             kwargs["num_workers"] = num_workers
         if scheduler in ("processes", "multiprocessing"):

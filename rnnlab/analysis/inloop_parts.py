@@ -21,7 +21,7 @@ from rnnlab.analysis.inloop import (
 )
 from rnnlab.analysis.ladder import LADDER_RANKS, lambda_task, outlier_ladder
 
-__all__ = ["NETWORK_DEFAULTS", "inloop_parts", "network_options"]
+__all__ = ["NETWORK_DEFAULTS", "inloop_parts", "network_options", "network_parts"]
 
 NETWORK_DEFAULTS: dict[str, Any] = {
     "epoch": -1,  # snapshot epochs of evaluate, functional_rank, shuffle_control, the ladder
@@ -60,8 +60,8 @@ def _has_config(ds: xr.Dataset) -> bool:
 def inloop_parts(
     ds: xr.Dataset, found: xr.Dataset | None, network: bool | dict = False
 ) -> list[xr.Dataset]:
-    """lambda_task (with a config), the outlier ladder (with eigvals and the `outliers` result
-    `found`) and, with `network`, evaluate, functional_rank, shuffle_control and fixed_points."""
+    """lambda_task (with a config) and the outlier ladder (with eigvals and the `outliers` result
+    `found`; at `network`'s epoch and ladder ranks); `network_parts` are the others."""
     opts = network_options(network)
     epoch = (opts or NETWORK_DEFAULTS)["epoch"]
     parts = []
@@ -72,12 +72,20 @@ def inloop_parts(
         measured = found["outlier"].sel(epoch=epochs).rename(epoch=EVAL)
         ranks = (opts or NETWORK_DEFAULTS)["ladder_ranks"]
         parts.append(outlier_ladder(ds, ranks, epoch=epochs, measured=measured))
+    return parts
+
+
+def network_parts(ds: xr.Dataset, network: bool | dict) -> list[xr.Dataset]:
+    """With `network`: evaluate, functional_rank, shuffle_control and fixed_points (they read
+    only the archive); else nothing."""
+    opts = network_options(network)
     if opts is None:
-        return parts
+        return []
+    epoch = opts["epoch"]
     if not _has_config(ds) or not {"B", "w", "J0"} <= set(ds.variables):
         raise AnalysisError("network analyses need an archive with its config, J0, B and w")
     n_trials, device = opts["n_trials"], opts["device"]
-    parts += network_analyses(  # one simulation of the distinct networks
+    parts = network_analyses(  # one simulation of the distinct networks
         ds, epoch, n_trials, ranks=opts["ranks"], truncation=bool(opts["functional_rank"]),
         shuffle=bool(opts["shuffle"]), device=device,
     )  # fmt: skip

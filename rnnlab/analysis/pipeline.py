@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
+import dask
 import xarray as xr
 
 from rnnlab.analysis._common import COL, ROW, AnalysisError, delta_j
 from rnnlab.analysis.alignment import alignment
 from rnnlab.analysis.clusters import cluster_stats
-from rnnlab.analysis.inloop_parts import inloop_parts
+from rnnlab.analysis.inloop_parts import inloop_parts, network_options, network_parts
 from rnnlab.analysis.lowrank import imposed_strength, lowrank_fit, shrinkage
 from rnnlab.analysis.outliers import outliers
 from rnnlab.data.grid import flatten, grid_dims, unflatten_like
 from rnnlab.data.schema import SEED_SETTINGS
 
-__all__ = ["analyze", "group_epochs", "SCHEMA"]
+__all__ = ["analyze", "analyze_in_steps", "group_epochs", "join_results", "SCHEMA"]
 
 SCHEMA = "rnnlab-analysis/1"
 TASK_BYTES = 2.5 * 2**20
@@ -65,19 +69,93 @@ def analyze(
     Also the outlier ladder at the last epoch and `lambda_task` (NumPy, when the archive has a
     config). `network=True` (or a dict of `inloop_parts` options) adds the analyses that
     re-simulate the networks (torch): evaluate, functional_rank, shuffle_control (last epoch)
-    and fixed_points (every epoch); see rnnlab.analysis.inloop_parts.
+    and fixed_points (every epoch); see rnnlab.analysis.inloop_parts. `analyze_in_steps` gives
+    the same as two Datasets, to use the first while the second computes.
     """
+    with _rechunk_method():
+        return _analyze(ds, rank, k, epochs_per_task, network, "all")
+
+
+def _rechunk_method():
+    """Without "array.rechunk.method" set, each dask rechunk picks its method by importing
+    distributed to look for a client (0.2 s, the first time); while distributed is not loaded
+    there is none, and the answer, "tasks", is set here for the graph's construction."""
+    if dask.config.get("array.rechunk.method", None) or "distributed" in sys.modules:
+        return contextlib.nullcontext()
+    return dask.config.set({"array.rechunk.method": "tasks"})
+
+
+def analyze_in_steps(
+    ds: xr.Dataset,
+    rank: int = 2,
+    k: int = 2,
+    *,
+    epochs_per_task: int | None = None,
+    network: bool | dict = False,
+) -> tuple[xr.Dataset, xr.Dataset | None]:
+    """`analyze(ds, ...)` as two lazy Datasets: everything but the network analyses, and those
+    (None without `network`). They only read the archive, so nothing is computed twice, and the
+    first can be used while the second computes (`rnnlab analyze` draws its figures meanwhile);
+    `join_results` of the two computed is `analyze(ds, ...)` computed."""
+    with _rechunk_method():
+        base = _analyze(ds, rank, k, epochs_per_task, network, "base")
+        if network_options(network) is None:
+            return base, None
+        return base, _analyze(ds, rank, k, epochs_per_task, network, "network")
+
+
+def join_results(base: xr.Dataset, network: xr.Dataset | None) -> xr.Dataset:
+    """The two Datasets of `analyze_in_steps` (lazy or computed) as `analyze` gives them: the
+    network variables after the others, the per-run settings coordinates last."""
+    if network is None:
+        return base
+    out = xr.merge([base, network], compat="override", join="exact", combine_attrs="drop_conflicts")
+    settings = [n for n in _settings(base) if n in out.coords and n not in out.indexes]
+    out = out.reset_coords(settings).set_coords(settings)  # as in analyze: assigned last
+    out.attrs = dict(base.attrs)
+    return out
+
+
+def _settings(ds: xr.Dataset) -> list[str]:
+    return [n for n in (*SEED_SETTINGS, "run") if n in ds.variables]
+
+
+def _analyze(
+    ds: xr.Dataset, rank: int, k: int, epochs_per_task: int | None, network, which: str
+) -> xr.Dataset:
+    """`which` parts of `analyze`: "all", "base" (all but the network analyses), "network"."""
     if not isinstance(ds, xr.Dataset):
         raise AnalysisError(f"analyze needs an xarray.Dataset, got {type(ds).__name__}")
+    network_options(network)  # a bad option is refused before anything else
     dims = grid_dims(ds)
     if dims:  # a sweep's grid: analysed member by member (flat), returned on the same grid
         flat = flatten(ds)
         if flat.sizes["seed"] == 0:
             raise AnalysisError("the sweep's grid holds no archive yet: nothing to analyse")
-        res = analyze(flat, rank, k, epochs_per_task=epochs_per_task, network=network)
+        res = _analyze(flat, rank, k, epochs_per_task, network, which)
         res = res.assign_coords({d: flat[d].reset_coords(drop=True) for d in dims})
         return unflatten_like(res, ds)
     ds = group_epochs(ds, epochs_per_task)
+    parts = []
+    if which != "network":
+        parts = _base_parts(ds, rank, k)
+        parts += inloop_parts(ds, parts[-1] if "eigvals" in ds else None, network)
+    if which != "base":
+        parts += network_parts(ds, network)
+    # variable attrs (units, long_name, the `rnnlab_categorical` marker of cluster labels that
+    # across_seeds relies on) must survive the merge: drop only attrs the parts disagree on
+    out = xr.merge(parts, compat="override", join="exact", combine_attrs="drop_conflicts")
+    settings = [n for n in _settings(ds) if n not in out.variables]
+    out = out.assign_coords({n: ds[n].reset_coords(drop=True) for n in settings})
+    out.attrs = {"rnnlab_schema": SCHEMA, "rank": rank, "clusters": k}
+    for key in ("sources", "title"):
+        if key in ds.attrs:
+            out.attrs[key] = ds.attrs[key]
+    return out
+
+
+def _base_parts(ds: xr.Dataset, rank: int, k: int) -> list[xr.Dataset]:
+    """The parts of `analyze` that do not re-simulate networks, the outliers (if any) last."""
     dj = delta_j(ds)
     fit = lowrank_fit(dj, rank)
     parts = [fit, alignment(fit, ds)]
@@ -87,18 +165,6 @@ def analyze(
     if {"imposed_u", "imposed_v"} <= set(ds.variables):
         strength = imposed_strength(u=ds["imposed_u"], v=ds["imposed_v"], dJ=dj)
         parts.append(strength.to_dataset())
-    found = None
     if "eigvals" in ds:
-        found = outliers(ds, fit=fit)
-        parts.append(found)
-    parts += inloop_parts(ds, found, network)
-    # variable attrs (units, long_name, the `rnnlab_categorical` marker of cluster labels that
-    # across_seeds relies on) must survive the merge: drop only attrs the parts disagree on
-    out = xr.merge(parts, compat="override", join="exact", combine_attrs="drop_conflicts")
-    settings = [n for n in (*SEED_SETTINGS, "run") if n in ds.variables and n not in out.variables]
-    out = out.assign_coords({n: ds[n].reset_coords(drop=True) for n in settings})
-    out.attrs = {"rnnlab_schema": SCHEMA, "rank": rank, "clusters": k}
-    for key in ("sources", "title"):
-        if key in ds.attrs:
-            out.attrs[key] = ds.attrs[key]
-    return out
+        parts.append(outliers(ds, fit=fit))
+    return parts

@@ -12,7 +12,7 @@ from test_report import MSE_OPT, SEEDS, N, make_archive, make_results
 from rnnlab.analysis.report import figures as plots
 from rnnlab.analysis.report import headline as summary
 from rnnlab.analysis.report import inloop_figures, verdict
-from rnnlab.analysis.report.build import prepare
+from rnnlab.analysis.report.inputs import prepare
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 from conftest import run_cli
 
-from rnnlab.analysis.report import phase
+from rnnlab.analysis.report import inputs, phase
 
 G, PHI, SEEDS = [0.5, 1.0, 1.5], ["tanh", "relu"], [0, 1, 2]
 
@@ -55,8 +55,8 @@ def synthetic(optimum: float = 0.5):
 
 def test_phase_numbers_per_point_match_the_inputs():
     archive, results, mse, outlier, crossing = synthetic()
-    assert phase.is_grid(results) and not phase.is_grid(archive)
-    data = phase.phase_data(archive, results)
+    assert inputs.is_grid(results) and not inputs.is_grid(archive)
+    data = inputs.phase_data(archive, results)
     assert data.attrs["dims"] == ["g", "phi"] and data.attrs["ratio"]
     np.testing.assert_allclose(data["mse_ratio"].values, mse[..., -1] / 0.5)
     assert data["rank90"].values[0, 0].tolist() == [1, 3, 3]
@@ -78,7 +78,7 @@ def test_phase_numbers_per_point_match_the_inputs():
 
 def test_without_a_known_optimum_the_plain_final_mse_is_shown():
     archive, results, mse, _, _ = synthetic(optimum=0.0)  # the track task: MSE* = 0
-    data = phase.phase_data(archive, results)
+    data = inputs.phase_data(archive, results)
     assert not data.attrs["ratio"]
     np.testing.assert_allclose(data["mse_ratio"].values, mse[..., -1])
     assert phase.table(data)[0][3] == "final MSE"
@@ -87,7 +87,7 @@ def test_without_a_known_optimum_the_plain_final_mse_is_shown():
 
 def test_one_plot_per_metric_and_swept_setting():
     archive, results, *_ = synthetic()
-    data = phase.phase_data(archive, results)
+    data = inputs.phase_data(archive, results)
     figs = phase.figures(data)
     assert list(figs) == [f"phase_{m}_{d}" for d in ("g", "phi") for m, _ in phase.METRICS]
     g_plot = figs["phase_mse_ratio_g"]
@@ -100,12 +100,12 @@ def test_one_plot_per_metric_and_swept_setting():
     phi_plot = figs["phase_rank90_phi"]
     assert phi_plot.opts.get().kwargs["xticks"] == [(0, "tanh"), (1, "relu")]
     # a single swept setting: one line; a third one is pooled with the seeds
-    one = phase.phase_data(
+    one = inputs.phase_data(
         archive.isel(phi=0, drop=True), results.isel(phi=0, drop=True).assign_attrs(sweep_dims="g")
     )
     assert [el.label for el in phase.phase_plot(one, "rank90", "g")][0].startswith("mean ± sd")
     three = results.expand_dims(lr=[0.1, 0.2]).assign_attrs(sweep_dims="g phi lr")
-    plot = phase.phase_plot(phase.phase_data(archive.expand_dims(lr=[0.1, 0.2]), three),
+    plot = phase.phase_plot(inputs.phase_data(archive.expand_dims(lr=[0.1, 0.2]), three),
                             "re_out", "lr")  # fmt: skip
     assert plot.opts.get().kwargs["title"].endswith("(mean ± sd over seeds, phi)")
 
@@ -128,7 +128,7 @@ def test_analyze_a_sweep_writes_its_phase_diagram(phase_sweep, tmp_path):
         assert results[name].dims[:3] == ("g", "phi", "seed"), name
     assert np.isfinite(results["mse"].sel(g=1.5, phi="relu").values).all()
     with rnnlab.open_archive(phase_sweep.out) as ds:
-        data = phase.phase_data(ds, results)
+        data = inputs.phase_data(ds, results)
         mse = ds["mse"].isel(epoch=-1).values / ds["mse_optimal"].values
     results.close()
     text = (out / "summary.md").read_text(encoding="utf-8")

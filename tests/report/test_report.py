@@ -20,7 +20,8 @@ from rnnlab.analysis.report import build as report_module
 from rnnlab.analysis.report import figures as plots
 from rnnlab.analysis.report import headline as summary
 from rnnlab.analysis.report import style as plot_style
-from rnnlab.analysis.report.build import ReportError, prepare, write_report
+from rnnlab.analysis.report.build import ReportError, write_report
+from rnnlab.analysis.report.inputs import prepare
 from rnnlab.errors import RnnlabError
 
 SEEDS, EPOCHS, N = [0, 1, 2], [0, 20, 40, 60, 80, 100], 40
@@ -453,11 +454,17 @@ def test_summary_alignment_tables(data, report):
                 assert close(cell(header, rows, str(s), vec), want), (which, s, vec)
 
 
+def skip_page(monkeypatch) -> None:
+    """write_report without drawing figures or the page (slow; not under test there)."""
+    monkeypatch.setattr(report_module, "render_group", lambda *args, **kw: ([], {}))
+    monkeypatch.setattr(report_module, "assemble", lambda *args, **kw: "<html></html>")
+
+
 def test_quiet_and_progress_output(data, report, tmp_path, capsys, monkeypatch):
     archive, results = data
     assert report[2] == ""  # the fixture's quiet=True run printed nothing
     # only the printing is under test here: skip the (slow) page rendering
-    monkeypatch.setattr(report_module, "render_html", lambda *args: "<html></html>")
+    skip_page(monkeypatch)
     written = write_report(archive, results, tmp_path / "v", png=False)
     assert set(written) == {"report.html", "summary.md"}
     assert str(tmp_path / "v") in capsys.readouterr().err
@@ -515,7 +522,7 @@ def test_report_of_runs_sharing_seeds(data, tmp_path, monkeypatch):
     plain = results.drop_vars(list(inloop_results(archive, results).variables), errors="ignore")
     arch2, res2 = _two_runs(archive, 1.0), _two_runs(plain, 0.0)  # no fresh trials: eval loss
     res2 = res2.isel(seed=[3, 4, 5, 0, 1, 2])  # results in another order than the archive
-    monkeypatch.setattr(report_module, "render_html", lambda *args: "<html></html>")
+    skip_page(monkeypatch)
     written = write_report(arch2, res2, tmp_path, png=False, quiet=True)
     text = written["summary.md"].read_text(encoding="utf-8")
     assert "Seeds: 6 from 2 runs." in text

@@ -1,133 +1,104 @@
 """Write the analysis report of a run: report.html (offline), figures/*.png and summary.md.
 
-`write_report` checks and loads only what the report shows, builds the figures (plots.py, one
-HoloViews object per plot, styled for bokeh and matplotlib), the headline numbers (summary.py)
-and the page (page.py).
+`write_report` checks and loads only what the report shows (inputs.py), builds the figures
+(plots.py, one HoloViews object per plot, styled for bokeh and matplotlib), the headline numbers
+(summary.py) and the page (page.py). The figures fall in two groups (`GROUPS`), each rendered as
+one part of the page (`render_group`): `rnnlab analyze` renders them in two processes at once
+(workers.py), `write_report` one after the other; the page is the same either way.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import holoviews as hv
-import numpy as np
 import xarray as xr
 
 from rnnlab.analysis.report import figures as plots
 from rnnlab.analysis.report import headline as summary
 from rnnlab.analysis.report import inloop_figures, phase, verdict
 from rnnlab.analysis.report import style as plot_style
-from rnnlab.analysis.report.page import render_html
-from rnnlab.data.ri import from_ri
+from rnnlab.analysis.report.inputs import prepare_outdir, report_inputs
+from rnnlab.analysis.report.page import (
+    PagePart,
+    assemble,
+    bokeh_roots,
+    number_ids_from,
+    serialize_part,
+)
 from rnnlab.errors import ReportError
 
-REQUIRED_ARCHIVE = tuple(
-    "loss mse loss_curve mse_curve mse_optimal eigvals eval_target traj_output".split()
-)
-REQUIRED_RESULTS = tuple(
-    "m explained_cum sv align_u align_v outlier outlier_meanfield outlier_exact n_outliers "
-    "max_re_jac crossing_epoch bulk_radius block_J block_dJ".split()
-)
-OPTIONAL_RESULTS = ("kappa", "cluster")
-# the analyses that put the network back in the loop (rnnlab.analysis.inloop_parts)
-INLOOP_RESULTS = tuple(
-    "mse mse_se excess mse_optimal loss loss_se loss_diff_se loss_split functional_rank "
-    "functional_rank_split shuffle_loss shuffle_loss_se shuffle_lost lambda_task ladder_exact "
-    "ladder_meanfield ladder_from_rank ladder_from_rank_meanfield ladder_tol ladder_measured "
-    "n_fixed_points n_stable n_unstable fp_u1 fp_stable".split()
-)
+__all__ = [
+    "GroupRenderer",
+    "ReportError",
+    "figures",
+    "finish_report",
+    "render_group",
+    "write_report",
+]
+
 PNG_FIGURES = ("learning_curve", "spectrum", "outlier_re")
 PNG_DPI = 150
 MAX_FRAMES = 12
+# The first group holds the figures that are also PNGs (the matplotlib backend is loaded for them
+# only) and two more, so that both groups take about as long (default run: ~1.3 s each).
+FIRST_GROUP = (*PNG_FIGURES, "trajectories", "jacobian_re")
+GROUPS = 2
+# The figures that show the network analyses (learning curve: the MSE on fresh trials), drawn
+# after the others: `rnnlab analyze` draws the others while those analyses compute.
+LATE_FIGURES = ("learning_curve", "functional_rank", "fixed_points", "fixed_point_counts")
 
 
-def _check(ds: xr.Dataset, names, what: str) -> None:
-    if not isinstance(ds, xr.Dataset):
-        raise ReportError(f"{what} must be an xarray.Dataset, got {type(ds).__name__}")
-    missing = [n for n in names if n not in ds.variables]
-    if missing:
-        raise ReportError(f"{what} lacks variable(s) {', '.join(missing)}")
-
-
-def _member_keys(ds: xr.Dataset, with_run: bool) -> list[tuple]:
-    seeds = ds["seed"].values.tolist()
-    if not with_run:
-        return [(s,) for s in seeds]
-    return list(zip(ds["run"].values.tolist(), seeds, strict=True))
-
-
-def member_positions(archive: xr.Dataset, results: xr.Dataset) -> np.ndarray:
-    """Position in `archive` of each member of `results`, matched by (run, seed) when both carry
-    `run` labels, else by seed; positional because seed values repeat across runs."""
-    with_run = all("run" in ds.coords and ds["run"].dims == ("seed",) for ds in (archive, results))
-    have, want = _member_keys(archive, with_run), _member_keys(results, with_run)
-    if have == want:
-        return np.arange(len(want))
-    where: dict[tuple, list[int]] = {}
-    for i, key in enumerate(have):
-        where.setdefault(key, []).append(i)
-
-    def name(key: tuple) -> str:
-        return f"{key[0]} seed {key[1]}" if with_run else f"seed {key[0]}"
-
-    unknown = [name(k) for k in want if k not in where]
-    if unknown:
-        raise ReportError(f"results has {', '.join(unknown)} that the archive lacks")
-    repeated = [name(k) for k in want if len(where[k]) > 1]
-    if repeated:
-        raise ReportError(
-            f"archive has {repeated[0]} more than once; pass the results computed from it"
+def figure_makers(
+    archive: xr.Dataset, results: xr.Dataset, grid: xr.Dataset | None = None
+) -> dict[str, Callable[[], object]]:
+    """name -> function building that figure, for every figure of the page in page order: a
+    sweep's phase plots (`grid`), then the run's plots; absent analyses: no plot."""
+    n = archive.sizes["eig"]
+    makers: dict[str, Callable[[], object]] = {}
+    if grid is not None:
+        makers.update(
+            (f"phase_{var}_{dim}", partial(phase.phase_plot, grid, var, dim))
+            for dim in grid.attrs["dims"]
+            for var, _ in phase.METRICS
         )
-    return np.array([where[k][0] for k in want])
+    makers.update(
+        {
+            "learning_curve": partial(inloop_figures.learning_curve, archive, results),
+            "trajectories": partial(plots.trajectories, archive),
+            "spectrum": partial(inloop_figures.spectrum, archive, results, max_frames=MAX_FRAMES),
+            "outlier_paths": partial(plots.outlier_paths, results),
+            "outlier_re": partial(plots.outlier_re, results),
+            "jacobian_re": partial(plots.jacobian_re, results),
+            "singular_values": partial(inloop_figures.singular_values, results),
+            "explained": partial(plots.explained, results),
+            "align_u": partial(plots.alignment, results, "u", n_neuron=n, legend=False),
+            "align_v": partial(plots.alignment, results, "v", n_neuron=n),
+            "block_J": partial(inloop_figures.block_heatmaps, results, "block_J"),
+            "block_dJ": partial(inloop_figures.block_heatmaps, results, "block_dJ"),
+        }
+    )
+    makers.update(inloop_figures.extra_makers(archive, results))
+    return makers
 
 
-def prepare(archive: xr.Dataset, results: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
-    """Check inputs, keep only what the report uses, make complex values complex and load them."""
-    _check(archive, REQUIRED_ARCHIVE, "archive")
-    _check(results, REQUIRED_RESULTS, "results")
-    if results.sizes.get("epoch", 0) == 0 or results.sizes.get("seed", 0) == 0:
-        raise ReportError("results has no seed or no epoch entries")
-    pos = member_positions(archive, results)
-    epochs = np.setdiff1d(results["epoch"].values, archive["epoch"].values)
-    if epochs.size:
-        raise ReportError(f"results has epoch(s) {epochs.tolist()} that the archive lacks")
-    if archive.sizes.get("traj_epoch", 0) == 0:
-        raise ReportError("archive has no stored trajectories (traj_epoch is empty)")
-    optional = [n for n in ("diverged_epoch",) if n in archive.variables]
-    arch = archive[[*REQUIRED_ARCHIVE, *optional]].isel(seed=pos)
-    arch = arch.isel(traj_epoch=[-1])
-    optional = OPTIONAL_RESULTS + INLOOP_RESULTS
-    keep = [n for n in REQUIRED_RESULTS + optional if n in results.variables]
-    res = results[keep]
-    arch, res = from_ri(arch).load(), from_ri(res).load()
-    # g (the bulk radius of theory) for every seed: the archive's g, else the analysis' bulk edge
-    g = archive["g"].isel(seed=pos) if "g" in archive.variables else res["bulk_radius"]
-    g = ("seed", np.asarray(g.values, dtype=float))
-    arch, res = arch.assign_coords(g=g), res.assign_coords(g=g)
-    arch["eigvals"] = arch["eigvals"].astype(complex)
-    return arch, res
+def is_png(name: str) -> bool:
+    """Whether figure `name` is also written as figures/<name>.png."""
+    return name in PNG_FIGURES or name.startswith("phase_")
+
+
+def group(names: list[str], index: int) -> list[str]:
+    """The figures of group `index` (0: FIRST_GROUP and every PNG figure, 1: the rest)."""
+    first = [n for n in names if n in FIRST_GROUP or is_png(n)]
+    return first if index == 0 else [n for n in names if n not in first]
 
 
 def figures(archive: xr.Dataset, results: xr.Dataset) -> dict[str, object]:
-    """All report figures by name (the spectrum is a HoloMap over epoch)."""
-    n = archive.sizes["eig"]
-    figs = {
-        "learning_curve": inloop_figures.learning_curve(archive, results),
-        "trajectories": plots.trajectories(archive),
-        "spectrum": inloop_figures.spectrum(archive, results, max_frames=MAX_FRAMES),
-        "outlier_paths": plots.outlier_paths(results),
-        "outlier_re": plots.outlier_re(results),
-        "jacobian_re": plots.jacobian_re(results),
-        "singular_values": inloop_figures.singular_values(results),
-        "explained": plots.explained(results),
-        "align_u": plots.alignment(results, "u", n_neuron=n, legend=False),
-        "align_v": plots.alignment(results, "v", n_neuron=n),
-        "block_J": inloop_figures.block_heatmaps(results, "block_J"),
-        "block_dJ": inloop_figures.block_heatmaps(results, "block_dJ"),
-    }
-    figs.update(inloop_figures.extra_figures(archive, results))
-    return figs
+    """All figures of a run's report by name (the spectrum is a HoloMap over epoch)."""
+    return {name: make() for name, make in figure_makers(archive, results).items()}
 
 
 def png_object(obj: object) -> object:
@@ -140,9 +111,94 @@ def png_object(obj: object) -> object:
 
 
 def write_pngs(figs: dict[str, object], figdir: Path) -> dict[str, Path]:
-    """figures/*.png of the main plots through the matplotlib backend (spectrum: last epoch)."""
-    shown = {name: png_object(figs[name]) for name in PNG_FIGURES}
-    return plot_style.save_pngs(shown, figdir, PNG_DPI)
+    """figures/<name>.png of the figures in `figs` that are PNGs, through the matplotlib backend
+    (spectrum: last epoch), the run's plots first, then a sweep's phase plots."""
+    names = [n for n in PNG_FIGURES if n in figs] + [n for n in figs if n.startswith("phase_")]
+    if not names:
+        return {}
+    return plot_style.save_pngs({n: png_object(figs[n]) for n in names}, figdir, PNG_DPI)
+
+
+class GroupRenderer:
+    """Group `index` of the figures (`group`) drawn in steps: `draw` the figures whose inputs
+    are there (with PNGs in `figdir`, if given), again once the network analyses are there
+    (LATE_FIGURES). Each step's figures become one part of the page (a bokeh Document,
+    serialised at once: while the network analyses compute, in `rnnlab analyze`). The steps run
+    in that order (early, then late) wherever they run, so the bokeh ids, and the page, do not
+    depend on it."""
+
+    def __init__(self, index: int, figdir: Path | None = None):
+        self.index, self.figdir = index, figdir
+        self.drawn: set[str] = set()
+        self.parts: list[PagePart] = []
+        self.pngs: dict[str, Path] = {}
+        number_ids_from(index)
+
+    def draw(
+        self, archive: xr.Dataset, results: xr.Dataset, grid: xr.Dataset | None, *, late: bool
+    ) -> None:
+        """Draw the figures of this group not drawn yet, as one more part: without `late`, those
+        that do not show the network analyses (not in LATE_FIGURES); with it, all. Inputs: as
+        `inputs.report_inputs` gives them."""
+        makers = figure_makers(archive, results, grid)
+        names = [n for n in group(list(makers), self.index) if n not in self.drawn]
+        names = [n for n in names if late or n not in LATE_FIGURES]
+        if not names:
+            return
+        if self.figdir is not None and any(is_png(n) for n in names):
+            plot_style.use_matplotlib()  # before the figures are built: styled for the PNGs too
+        figs = {name: makers[name]() for name in names}
+        self.parts.append(serialize_part(bokeh_roots(figs)))
+        self.drawn.update(names)
+        if self.figdir is not None:
+            self.pngs.update(write_pngs(figs, self.figdir))
+
+
+def render_group(
+    archive: xr.Dataset,
+    results: xr.Dataset,
+    grid: xr.Dataset | None,
+    index: int,
+    figdir: Path | None = None,
+) -> tuple[list[PagePart], dict[str, Path]]:
+    """Group `index` of the figures as parts of the page and (with `figdir`) the PNGs of its
+    figures written there, drawn in one go (`GroupRenderer`). Inputs: as `report_inputs`
+    gives them."""
+    renderer = GroupRenderer(index, figdir)
+    renderer.draw(archive, results, grid, late=False)
+    renderer.draw(archive, results, grid, late=True)
+    return renderer.parts, renderer.pngs
+
+
+def finish_report(
+    archive: xr.Dataset,
+    results: xr.Dataset,
+    grid: xr.Dataset | None,
+    attrs: dict,
+    outdir: Path,
+    parts: list[PagePart],
+    pngs: dict[str, Path],
+) -> dict[str, Path]:
+    """Write summary.md and report.html (the page of `parts`) into `outdir`; the written paths
+    keyed by their path relative to `outdir`, `pngs` (already written) last."""
+    title = str(attrs.get("title", "rnnlab run"))
+    first = {f"figures/{name}.png": i for i, name in enumerate(PNG_FIGURES)}
+    pngs = dict(sorted(pngs.items(), key=lambda kv: first.get(kv[0], len(first))))  # stable
+    head = summary.headline(archive, results)
+    blocks = verdict.verdict(head, results)
+    written = {}
+    path = outdir / "summary.md"
+    before = phase.markdown(grid) if grid is not None else ""
+    path.write_text(summary.markdown(head, title, verdict.markdown(blocks), before), "utf-8")
+    written["summary.md"] = path
+    extra = []
+    if grid is not None:
+        extra = [phase.section(grid, [n for p in parts for n in p.roots if n.startswith("phase_")])]
+    html = assemble(parts, head, attrs, title, verdict.html_block(blocks), extra)
+    path = outdir / "report.html"
+    path.write_text(html, encoding="utf-8")
+    written["report.html"] = path
+    return {**written, **pngs}
 
 
 def write_report(
@@ -153,41 +209,18 @@ def write_report(
     png: bool = True,
     quiet: bool = False,
 ) -> dict[str, Path]:
-    """Write report.html, summary.md and (if `png`) figures/*.png into `outdir`.
+    """Write report.html, summary.md and (if `png`) figures/*.png into `outdir`, in this process.
 
     Returns the written paths keyed by their path relative to `outdir`. A sweep's grid (swept
     settings as dims) adds the phase-diagram section (phase.py) and is otherwise shown flat.
     """
-    grid = phase.phase_data(archive, results) if phase.is_grid(results) else None
-    archive, results = phase.flat_inputs(archive, results)
-    arch, res = prepare(archive, results)
-    outdir = Path(outdir)
-    if outdir.exists() and not outdir.is_dir():
-        raise ReportError(f"output directory {outdir} exists and is not a directory")
-    outdir.mkdir(parents=True, exist_ok=True)
-    title = str(archive.attrs.get("title", "rnnlab run"))
-    if png:  # before any figure is built: they are then styled for the PNGs too
-        plot_style.use_matplotlib()
-    head = summary.headline(arch, res)
-    blocks = verdict.verdict(head, res)
-    figs = figures(arch, res)
-    phase_figs = phase.figures(grid) if grid is not None else {}
-    extra = [phase.section(grid, phase_figs)] if grid is not None else []
-    written = {}
-    path = outdir / "summary.md"
-    before = phase.markdown(grid) if grid is not None else ""
-    text = summary.markdown(head, title, verdict.markdown(blocks), before)
-    path.write_text(text, encoding="utf-8")
-    written["summary.md"] = path
-    path = outdir / "report.html"
-    html = render_html(
-        {**phase_figs, **figs}, head, dict(archive.attrs), title, verdict.html_block(blocks), extra
-    )
-    path.write_text(html, encoding="utf-8")
-    written["report.html"] = path
-    if png:
-        written.update(write_pngs(figs, outdir / "figures"))
-        written.update(plot_style.save_pngs(phase_figs, outdir / "figures", PNG_DPI))
+    grid, arch, res = report_inputs(archive, results)
+    outdir = prepare_outdir(outdir)
+    figdir = outdir / "figures" if png else None
+    rendered = [render_group(arch, res, grid, k, figdir) for k in range(GROUPS)]
+    parts = [part for group_parts, _ in rendered for part in group_parts]
+    pngs = {key: path for _, written in rendered for key, path in written.items()}
+    written = finish_report(arch, res, grid, dict(archive.attrs), outdir, parts, pngs)
     if not quiet:
         print(f"report: wrote {', '.join(written)} in {outdir}", file=sys.stderr)
     return written

@@ -7,13 +7,16 @@ leaves a half-written report over a previous one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import rnnlab
 from rnnlab.analysis.inloop import DEFAULT_TRIALS
+from rnnlab.analysis.report.workers import RenderWorkers
 from rnnlab.data.paths import check_report_dir
 from rnnlab.errors import RnnlabError
 
@@ -31,13 +34,17 @@ def analyze_archives(
     allow_incomplete: bool = False,
     network: bool = True,
     n_trials: int = DEFAULT_TRIALS,
+    parallel: bool | None = None,
 ) -> dict[str, Path]:
     """Analyse archives (files or directories) and write report.html, summary.md, analysis.nc.
 
     `allow_incomplete` also reads unfinished archives (up to their committed records);
-    `network` adds the analyses that re-simulate the networks on `n_trials` fresh trials."""
+    `network` adds the analyses that re-simulate the networks on `n_trials` fresh trials.
+    `parallel`: render the report in two plotting processes that import the plotting libraries
+    while the analyses compute (report/workers.py); None: where that is safe and there are two
+    cores; False: in this process. The files are the same either way."""
     from rnnlab.analysis import analyze, compute, save_analysis
-    from rnnlab.analysis.report.build import write_report
+    from rnnlab.analysis.pipeline import analyze_in_steps, join_results
 
     if rank < 1:
         raise RnnlabError(f"--rank must be >= 1, got {rank}")
@@ -46,27 +53,46 @@ def analyze_archives(
     if n_trials < 2:
         raise RnnlabError(f"--trials must be >= 2, got {n_trials}")
     outdir = Path(outdir)
-    ds = rnnlab.open_archive(archives, allow_incomplete=allow_incomplete)
-    if rank > ds.sizes["neuron"]:
-        raise RnnlabError(f"--rank {rank} exceeds the number of neurons {ds.sizes['neuron']}")
-    check_report_dir(outdir, overwrite)
-    opts = {"n_trials": n_trials} if network else False
-    results = compute(
-        analyze(ds, rank=rank, k=clusters, network=opts), scheduler=scheduler, progress=progress
-    )
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    try:
-        written = write_report(ds, results, staging, png=png, quiet=True)  # we name final paths
-        save_analysis(results, staging / "analysis.nc")
-        written["analysis"] = staging / "analysis.nc"
-        outdir.mkdir(exist_ok=True)
-        final: dict[str, Path] = {}
-        for key, path in written.items():
-            target = outdir / path.relative_to(staging)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
-            final[key] = target
-        return final
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    workers = RenderWorkers.start(png) if parallel is not False else None
+    if parallel and workers is None:
+        raise RnnlabError("parallel=True: no plotting processes here (no fork, threads or 1 core)")
+    with workers or contextlib.nullcontext():
+        ds = rnnlab.open_archive(archives, allow_incomplete=allow_incomplete)
+        if rank > ds.sizes["neuron"]:
+            raise RnnlabError(f"--rank {rank} exceeds the number of neurons {ds.sizes['neuron']}")
+        check_report_dir(outdir, overwrite)
+        opts = {"n_trials": n_trials} if network else False
+        if workers is None:
+            lazy = analyze(ds, rank=rank, k=clusters, network=opts)
+            results = compute(lazy, scheduler=scheduler, progress=progress)
+        else:  # the figures without the network analyses are drawn while those compute
+            base, later = analyze_in_steps(ds, rank=rank, k=clusters, network=opts)
+            results = compute(base, scheduler=scheduler, progress=progress)
+        outdir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+        try:
+            if workers is None:
+                from rnnlab.analysis.report.build import write_report
+
+                written = write_report(ds, results, staging, png=png, quiet=True)  # paths: below
+            else:
+                workers.early(ds, results, staging, png=png)
+                if later is not None:
+                    if progress:
+                        print(f"re-simulating the networks on {n_trials} fresh trials",
+                              file=sys.stderr)  # fmt: skip
+                    later = compute(later, scheduler=scheduler, progress=progress)
+                results = join_results(results, later)
+                written = workers.write(ds, results, staging, png=png)
+            save_analysis(results, staging / "analysis.nc")
+            written["analysis"] = staging / "analysis.nc"
+            outdir.mkdir(exist_ok=True)
+            final: dict[str, Path] = {}
+            for key, path in written.items():
+                target = outdir / path.relative_to(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+                final[key] = target
+            return final
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

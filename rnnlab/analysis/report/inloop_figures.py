@@ -10,6 +10,9 @@ Every function takes xarray objects and returns a HoloViews object styled for bo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import holoviews as hv
 import numpy as np
 import xarray as xr
@@ -34,6 +37,7 @@ __all__ = [
     "MEMBER",
     "block_heatmaps",
     "extra_figures",
+    "extra_makers",
     "learning_curve",
     "log_ticks",
     "quarter_circle_sv",
@@ -318,14 +322,21 @@ def fixed_point_counts(results: xr.Dataset) -> hv.Overlay:
     )
 
 
+def extra_makers(archive: xr.Dataset, results: xr.Dataset) -> dict[str, Callable[[], object]]:
+    """name -> function building it, for the new plots whose inputs the results hold (absent
+    analyses: no plot)."""
+    out: dict[str, Callable[[], object]] = {}
+    have = set(results.variables)
+    if {"loss", "loss_se", "functional_rank"} <= have:
+        out["functional_rank"] = partial(functional_rank, results, float(archive["mse_optimal"]))
+    if {"ladder_exact", "ladder_meanfield", "ladder_measured"} <= have:
+        out["ladder"] = partial(ladder, results)
+    if {"fp_u1", "fp_stable", "n_stable", "n_unstable"} <= have:
+        out["fixed_points"] = partial(fixed_points, results)
+        out["fixed_point_counts"] = partial(fixed_point_counts, results)
+    return out
+
+
 def extra_figures(archive: xr.Dataset, results: xr.Dataset) -> dict[str, object]:
     """The new plots whose inputs the results hold (absent analyses: no plot)."""
-    out: dict[str, object] = {}
-    if {"loss", "loss_se", "functional_rank"} <= set(results.variables):
-        out["functional_rank"] = functional_rank(results, float(archive["mse_optimal"]))
-    if {"ladder_exact", "ladder_meanfield", "ladder_measured"} <= set(results.variables):
-        out["ladder"] = ladder(results)
-    if {"fp_u1", "fp_stable", "n_stable", "n_unstable"} <= set(results.variables):
-        out["fixed_points"] = fixed_points(results)
-        out["fixed_point_counts"] = fixed_point_counts(results)
-    return out
+    return {name: make() for name, make in extra_makers(archive, results).items()}

@@ -1,7 +1,12 @@
 """The self-contained report page: bokeh figures, an embedded HoloMap slider, headline tables.
 
-The page is plain bokeh (`file_html` with inline resources), not panel: panel's saved pages link
-CSS, icons and an ES-module shim from cdn.holoviz.org (or a relative static/ path) and render
+The figures come in parts (`serialize_part`: one bokeh Document each, serialised), so that parts
+can be rendered in separate processes (report/workers.py) and put on one page (`assemble`); each
+group of figures numbers its bokeh ids from its own base (`ID_BASE`), so parts never share an id
+and the page is the same whichever process rendered which part.
+
+The page is plain bokeh (bokeh's file template, inline resources), not panel: panel's saved pages
+link CSS, icons and an ES-module shim from cdn.holoviz.org (or a relative static/ path) and render
 incompletely offline. A HoloMap is embedded by updating HoloViews' bokeh plot to every frame,
 capturing each frame's data sources, and swapping them from a bokeh slider or select (a small
 CustomJS callback, rnnlab.analysis.report.widgets), so the page needs no server and makes no
@@ -11,14 +16,23 @@ network request.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
+from html import escape
 
+import bokeh.util.serialization
 import holoviews as hv
 import xarray as xr
+from bokeh.core.json_encoder import serialize_json
+from bokeh.core.templates import DOC_JS, FILE, MACROS, get_env
 from bokeh.core.validation import silence
 from bokeh.core.validation.warnings import FIXED_SIZING_MODE
 from bokeh.document import Document
-from bokeh.embed import file_html
+from bokeh.embed.bundle import Bundle, bundle_for_objs_and_resources
+from bokeh.embed.util import RenderRoot, standalone_docs_json_and_render_items
+from bokeh.embed.wrappers import wrap_in_onload, wrap_in_safely, wrap_in_script_tag
 from bokeh.resources import Resources
+from bokeh.settings import settings
+from bokeh.util.serialization import make_globally_unique_css_safe_id
 
 from rnnlab.analysis.report import headline as summary
 from rnnlab.analysis.report.inloop_figures import INLOOP_SECTION
@@ -88,7 +102,9 @@ SECTIONS = [
 ]
 
 
-def _bokeh_roots(figs: dict[str, object]) -> list:
+def bokeh_roots(figs: dict[str, object]) -> list:
+    """Each figure (name -> HoloViews object) as a bokeh model named after it (a HoloMap: its
+    figure with the widgets that pick its frames)."""
     roots = []
     for name, obj in figs.items():
         if isinstance(obj, hv.HoloMap):
@@ -162,8 +178,85 @@ def _provenance(attrs: dict) -> str:
     return html.escape("\n".join(lines))
 
 
-def render_html(
-    figs: dict[str, object],
+# bokeh numbers its model ids p1, p2, ... per process; part k numbers from ID_BASE * (k + 1)
+ID_BASE = 1_000_000
+
+
+@dataclass
+class PagePart:
+    """Some figures of the page, rendered: their bokeh Document as JSON (`serialize_json` of
+    {docid: document}), its render item (JSON), where each figure goes (name -> RenderRoot) and
+    the JS/CSS the figures need. Plain data: it crosses processes by pickle."""
+
+    json: str
+    item: dict
+    roots: dict[str, RenderRoot]
+    bundle: Bundle
+
+
+def number_ids_from(index: int) -> None:
+    """Bokeh models made from now on in this process are numbered from ID_BASE * (index + 1)."""
+    with bokeh.util.serialization._simple_id_lock:  # no public way to set where ids start
+        bokeh.util.serialization._simple_id = ID_BASE * (index + 1)
+
+
+def serialize_part(roots: list) -> PagePart:
+    """The bokeh `roots` (named figures) in one Document, serialised as a part of the page."""
+    doc = page_document(roots)
+    silence(FIXED_SIZING_MODE, True)  # frame_width/height are set instead of width/height
+    try:
+        docs_json, (item,) = standalone_docs_json_and_render_items(doc)
+    finally:
+        silence(FIXED_SIZING_MODE, False)
+    # plain strings: a root's name is bokeh's own str type, which does not pickle
+    named = {str(r.name): RenderRoot(str(r.elementid), str(r.id), str(r.name)) for r in item.roots}
+    bundle = bundle_for_objs_and_resources([doc], OfflineResources())
+    return PagePart(serialize_json(docs_json), item.to_json(), named, bundle)
+
+
+def render_part(figs: dict[str, object], index: int = 0) -> PagePart:
+    """Part `index` of the page: the figures `figs` (name -> HoloViews object) as bokeh models
+    numbered from ID_BASE * (index + 1), in one Document, serialised."""
+    number_ids_from(index)
+    return serialize_part(bokeh_roots(figs))
+
+
+def merge_bundles(bundles: list[Bundle]) -> Bundle:
+    """The JS and CSS of all `bundles`, each file or inline text once, in first-seen order (each
+    bundle lists bokeh's components in bokeh's own order, and widgets come with the first part's
+    HoloMap)."""
+
+    def union(lists):
+        return list(dict.fromkeys(x for lst in lists for x in lst))
+
+    return Bundle(
+        union(b.js_files for b in bundles),
+        union(b.js_raw for b in bundles),
+        union(b.css_files for b in bundles),
+        union(b.css_raw for b in bundles),
+        {k: v for b in bundles for k, v in b.hashes.items()},
+    )
+
+
+def _plot_script(parts: list[PagePart]) -> str:
+    """The documents of all parts in one JSON script tag and the script that renders them (what
+    bokeh's `html_page_for_render_items` writes for one document)."""
+    docs = "{" + ",".join(p.json.strip()[1:-1] for p in parts) + "}"
+    json_id = make_globally_unique_css_safe_id()
+    script = wrap_in_script_tag(escape(docs, quote=False), "application/json", json_id)
+    js = DOC_JS.render(
+        docs_json=f"document.getElementById('{json_id}').textContent",
+        render_items=serialize_json([p.item for p in parts], pretty=False),
+        app_path=None,
+        absolute_url=None,
+    )
+    if not settings.dev:
+        js = wrap_in_safely(js)
+    return script + wrap_in_script_tag(wrap_in_onload(js))
+
+
+def assemble(
+    parts: list[PagePart],
     head: xr.Dataset,
     attrs: dict,
     title: str,
@@ -172,8 +265,9 @@ def render_html(
 ) -> str:
     """The page: the verdict (HTML) and headline tables of `head` on top, then the `extra`
     sections (dicts of title, note, plots and an optional html table: a sweep's phase diagram),
-    then SECTIONS of `figs` (name -> hv object; plots not in `figs` and empty sections are left
+    then SECTIONS of the figures in `parts` (plots in no part and empty sections are left
     out)."""
+    roots = {name: root for p in parts for name, root in p.roots.items()}
     t = summary.tables(head)
     opt = summary.fmt(head.attrs["mse_optimal"])
     meta = (
@@ -186,12 +280,13 @@ def render_html(
     sections = [
         *(extra or []),
         *(
-            {"title": s, "plots": [x for x in p if x in figs], "note": n}
+            {"title": s, "plots": [x for x in p if x in roots], "note": n}
             for s, p, n in SECTIONS
-            if any(x in figs for x in p)
+            if any(x in roots for x in p)
         ),
     ]
-    variables = {
+    bokeh_js, bokeh_css = merge_bundles([p.bundle for p in parts])
+    context = {
         "css": CSS,
         "heading": html.escape(f"rnnlab report: {title}"),
         "meta": html.escape(meta),
@@ -202,16 +297,25 @@ def render_html(
         "sections": sections,
         "verdict": verdict,
         "provenance": _provenance(attrs),
+        "title": f"rnnlab report: {title}",
+        "bokeh_js": bokeh_js,
+        "bokeh_css": bokeh_css,
+        "plot_script": _plot_script(parts),
+        "roots": roots,
+        "base": FILE,
+        "macros": MACROS,
     }
-    roots = _bokeh_roots(figs)
-    silence(FIXED_SIZING_MODE, True)  # frame_width/height are set instead of width/height
-    try:
-        return file_html(
-            page_document(roots),
-            OfflineResources(),
-            title=f"rnnlab report: {title}",
-            template=TEMPLATE,
-            template_variables=variables,
-        )
-    finally:
-        silence(FIXED_SIZING_MODE, False)
+    return get_env().from_string("{% extends base %}\n" + TEMPLATE).render(context)
+
+
+def render_html(
+    figs: dict[str, object],
+    head: xr.Dataset,
+    attrs: dict,
+    title: str,
+    verdict: str = "",
+    extra: list[dict] | None = None,
+) -> str:
+    """The page of the figures `figs` (name -> HoloViews object) rendered in this process, as
+    one part (see `assemble`)."""
+    return assemble([render_part(figs)], head, attrs, title, verdict, extra)

@@ -20,8 +20,6 @@ import xarray as xr
 
 from rnnlab.analysis.report import headline
 from rnnlab.analysis.report.style import both, frame, seed_color, style
-from rnnlab.data.grid import GRID_KEYS, flatten, grid_dims
-from rnnlab.data.ri import from_ri
 
 # (variable, title)
 METRICS = [
@@ -33,49 +31,6 @@ METRICS = [
 ]
 MISSING = headline.MISSING
 DODGE = 0.015  # horizontal offset between lines, as a fraction of the x span
-
-
-def is_grid(results: xr.Dataset) -> bool:
-    """Whether `results` (or an archive) is a sweep's grid."""
-    return bool(grid_dims(results))
-
-
-def flat_inputs(archive: xr.Dataset, results: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
-    """The archive and results in the flat layout the per-seed report reads: one member per
-    (point, seed) that has an archive; the task optimum one number (NaN when points differ)."""
-    archive, results = flatten(archive), flatten(results)
-    if "mse_optimal" in archive and archive["mse_optimal"].dims:
-        values = np.unique(np.asarray(archive["mse_optimal"].values, float))
-        values = values[np.isfinite(values)]
-        archive = archive.assign(mse_optimal=float(values[0]) if values.size == 1 else np.nan)
-    return archive, results
-
-
-def phase_data(archive: xr.Dataset, results: xr.Dataset) -> xr.Dataset:
-    """The phase metrics on the grid (swept dims, then seed), loaded."""
-    dims = grid_dims(results)
-    last = from_ri(results[["sv", "n_outliers", "outlier", "crossing_epoch"]]).isel(epoch=-1)
-    mse = archive["mse"].isel(epoch=-1, drop=True).load()
-    optimum = archive["mse_optimal"].load()
-    present = np.isfinite(mse.values)  # cells with an archive
-    known = bool(np.all(optimum.broadcast_like(mse).values[present] > 0))  # (NaN: False)
-    out = xr.Dataset(
-        {
-            "mse_ratio": mse / optimum if known else mse,
-            "rank90": headline.rank_needed(last["sv"].load()),
-            "re_out": headline._leading_re(last["outlier"].load()),
-            "n_outliers": last["n_outliers"].load().astype(float),
-            "crossing_epoch": results["crossing_epoch"].load(),
-        }
-    ).reset_coords(drop=True)
-    out = xr.merge(xr.broadcast(*out.data_vars.values()))  # every metric on the whole grid
-    out = out.assign_coords({d: results[d].values for d in dims}).transpose(*dims, "seed", ...)
-    out.attrs.update(
-        dims=dims,
-        ratio=known,
-        keys=dict(zip(dims, str(results.attrs.get(GRID_KEYS, "")).split(), strict=False)),
-    )
-    return out
 
 
 def _title(var: str, data: xr.Dataset) -> str:

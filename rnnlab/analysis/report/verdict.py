@@ -298,7 +298,7 @@ def _one(h: xr.Dataset, res: xr.Dataset) -> list[tuple[str, str]]:
 def verdict(head: xr.Dataset, results: xr.Dataset) -> list[dict]:
     """Per run (members grouped by `run` when they come from several): its label, number of
     seeds and the (question, answer) items. `head` is headline.headline's dataset, `results`
-    as build.prepare returns it (same members, same order)."""
+    as inputs.prepare returns it (same members, same order)."""
     runs = member_runs(head)
     groups = [(None, np.arange(head.sizes["seed"]))]
     if runs:

@@ -1,0 +1,226 @@
+"""Two plotting processes for `rnnlab analyze`: they import the plotting stack while the analyses
+compute, then render the two halves of the report's figures at once.
+
+Building the figures is pure Python under the GIL (HoloViews and bokeh: ~5 s for the default run,
+plus ~1.6 s to import them), so threads cannot share it; processes can. `RenderWorkers.start()`
+forks one process before anything is computed; it imports HoloViews, bokeh (and matplotlib for
+the PNGs), then forks the second, which inherits those imports. `early()` sends both the results
+without the network analyses (`analyze_in_steps`) as soon as they are computed: each draws the
+figures of its group that do not show those (`build.GroupRenderer`) while the parent computes
+them. `write()` sends the final inputs (small, loaded datasets: `inputs.report_inputs`); each
+draws the rest, the first also writes the PNGs and then the page from both parts. The files are
+those `build.write_report` writes in one process (the page's figures and ids alike; tested).
+
+Where a fork is unsafe or pointless (no `os.fork`, threads running, one usable core),
+`start()` returns None and the caller renders in-process. The processes form their own process
+group: a Ctrl-C in the terminal reaches only the parent, which kills the group on the way out.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import signal
+import sys
+import threading
+import traceback
+from multiprocessing.connection import Connection, Pipe
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rnnlab.errors import ReportError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["RenderWorkers", "usable_cores"]
+
+
+def usable_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (no sched_getaffinity: macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def _plotting_imports(png: bool) -> None:
+    from rnnlab.analysis.report import build, style  # noqa: F401  (holoviews, bokeh)
+
+    if png:
+        style.use_matplotlib()
+
+
+def _serve(conn: Connection, index: int) -> None:
+    """A plotting process: draw group `index` of the figures, early ones as soon as their inputs
+    arrive ("early"), the rest with the final inputs ("write"); group 0 then writes the page
+    from both parts (the other part arrives through the parent) and the PNGs."""
+    from rnnlab.analysis.report import build
+
+    renderer = None
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:  # the parent ended without a report
+            return
+        if message is None:
+            return
+        kind, job = message
+        try:
+            if kind == "early":
+                grid, arch, res, figdir = job
+                renderer = build.GroupRenderer(index, figdir)
+                renderer.draw(arch, res, grid, late=False)
+                continue
+            grid, arch, res, attrs, outdir, figdir = job
+            renderer = renderer or build.GroupRenderer(index, figdir)
+            renderer.draw(arch, res, grid, late=False)  # all, if there was no early step
+            renderer.draw(arch, res, grid, late=True)
+            if index == 1:  # pickled here: the parent passes the bytes on without bokeh
+                conn.send(("ok", pickle.dumps((renderer.parts, renderer.pngs))))
+                return
+            other, other_pngs = pickle.loads(conn.recv())
+            parts, all_pngs = renderer.parts + other, {**renderer.pngs, **other_pngs}
+            written = build.finish_report(arch, res, grid, attrs, outdir, parts, all_pngs)
+            conn.send(("ok", written))
+            return
+        except Exception:  # reported to the parent, which raises it
+            conn.send(("error", traceback.format_exc()))
+            return
+
+
+def _child(main, *args) -> None:
+    """Run main(*args) in a forked child and leave without the parent's exit handlers."""
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills us
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (`rnnlab run`)
+        main(*args)
+    except (EOFError, ConnectionError):  # the parent has gone: nothing to say, nobody to say it
+        code = 1
+    except BaseException:  # noqa: BLE001 (anything: the child must not return into the parent)
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _first(conns: list[Connection], png: bool) -> None:
+    """The first plotting process: import, fork the second (it inherits the imports), serve."""
+    try:
+        _plotting_imports(png)
+    except Exception:
+        for conn in conns:
+            conn.send(("error", traceback.format_exc()))
+        return
+    # the imported modules are long-lived: out of the collector's scans (a full one walked them
+    # all, several times while drawing), and pages the second process shares without copying
+    gc.freeze()
+    pid = os.fork()
+    if pid == 0:
+        conns[0].close()
+        _child(_serve, conns[1], 1)
+    conns[1].close()
+    _serve(conns[0], 0)
+    os.waitpid(pid, 0)
+
+
+class RenderWorkers:
+    """The two plotting processes; `write` renders a report with them, `close` ends them."""
+
+    def __init__(self, pid: int, conns: list[Connection]):
+        self.pid = pid
+        self.conns = conns
+
+    @classmethod
+    def start(cls, png: bool = True) -> RenderWorkers | None:
+        """Fork the plotting processes, or None where rendering in-process is the better choice:
+        no fork (not POSIX), threads running here (a fork copies their held locks), one core."""
+        if not hasattr(os, "fork") or threading.active_count() > 1 or usable_cores() < 2:
+            return None
+        pairs = [Pipe() for _ in range(2)]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.setpgid(0, 0)  # its own group (also set from here below: whichever runs first)
+            for parent_end, _ in pairs:
+                parent_end.close()
+            _child(_first, [child_end for _, child_end in pairs], png)
+        try:
+            os.setpgid(pid, pid)
+        except OSError:  # the child set it already, or has exited
+            pass
+        for _, child_end in pairs:
+            child_end.close()
+        return cls(pid, [parent_end for parent_end, _ in pairs])
+
+    def _receive(self, conn: Connection):
+        try:
+            status, value = conn.recv()
+        except (EOFError, OSError) as err:
+            raise ReportError("a plotting process of the report ended unexpectedly") from err
+        if status != "ok":
+            raise RuntimeError(f"rendering the report failed in a plotting process:\n{value}")
+        return value
+
+    def _send(self, conn: Connection, message) -> None:
+        try:
+            conn.send(message)
+        except OSError:  # the process has ended; receiving from it says why
+            pass
+
+    def early(
+        self, archive: xr.Dataset, results: xr.Dataset, outdir: Path, *, png: bool = True
+    ) -> None:
+        """Start drawing the figures that `results` (the analyses without the network ones:
+        `analyze_in_steps`) already hold, PNGs into `outdir`/figures; `write` does the rest."""
+        from rnnlab.analysis.report.inputs import report_inputs
+
+        grid, arch, res = report_inputs(archive, results)
+        figdir = Path(outdir) / "figures" if png else None
+        for conn in self.conns:
+            self._send(conn, ("early", (grid, arch, res, figdir)))
+
+    def write(
+        self, archive: xr.Dataset, results: xr.Dataset, outdir: str | Path, *, png: bool = True
+    ) -> dict[str, Path]:
+        """What `build.write_report(archive, results, outdir, png=png, quiet=True)` writes, the
+        two groups of figures drawn at once by the plotting processes."""
+        from rnnlab.analysis.report.inputs import prepare_outdir, report_inputs
+
+        grid, arch, res = report_inputs(archive, results)
+        outdir = prepare_outdir(outdir)
+        figdir = outdir / "figures" if png else None
+        job = (grid, arch, res, dict(archive.attrs), outdir, figdir)
+        for conn in self.conns:
+            self._send(conn, ("write", job))
+        second = self._receive(self.conns[1])
+        self._send(self.conns[0], second)
+        return self._receive(self.conns[0])
+
+    def close(self) -> None:
+        """End the plotting processes (at once if they are still busy) and reap the first."""
+        for conn in self.conns:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+            conn.close()
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+    def __enter__(self) -> RenderWorkers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,122 @@
+"""`rnnlab analyze` renders its report in two plotting processes (report/workers.py): the files
+must be those of the in-process path, the parent must never import the plotting libraries, and
+a plotting process that dies must end the command with one clear error and no stray process."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from rnnlab.analysis import analyze, compute
+from rnnlab.analysis.pipeline import analyze_in_steps, join_results
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compare_reports():
+    spec = importlib.util.spec_from_file_location(
+        "compare_reports", ROOT / "benchmarks" / "compare_reports.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _python(code: str) -> dict:
+    """Run `code` in a fresh interpreter (no threads yet: the plotting processes may fork); it
+    prints one JSON line last."""
+    res = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_parallel_report_is_the_in_process_report(phase_sweep, tmp_path):
+    """A sweep (phase plots and PNGs in the first group, network analyses drawn late): the
+    plotting processes write the same page, summary, analyses and PNGs as one process does,
+    and the parent imports none of HoloViews, bokeh or matplotlib."""
+    out = _python(f"""
+        import json, sys
+        from rnnlab.analysis.report.command import analyze_archives
+        analyze_archives([{str(phase_sweep.out)!r}], {str(tmp_path / "par")!r}, progress=False,
+                         parallel=True, n_trials=50)
+        plotting = sorted(m for m in ("holoviews", "bokeh", "matplotlib") if m in sys.modules)
+        analyze_archives([{str(phase_sweep.out)!r}], {str(tmp_path / "one")!r}, progress=False,
+                         parallel=False, n_trials=50)
+        print(json.dumps({{"plotting": plotting}}))
+    """)
+    assert out["plotting"] == []
+    problems = _compare_reports().compare(tmp_path / "one", tmp_path / "par", png_tol=0.0)
+    assert problems == []
+    pngs = sorted(p.name for p in (tmp_path / "par" / "figures").glob("*.png"))
+    assert "spectrum.png" in pngs and any(p.startswith("phase_") for p in pngs)
+
+
+def test_a_plotting_process_that_dies_is_one_clear_error(tiny_archive, tmp_path):
+    out = _python(f"""
+        import json, os, signal
+        import rnnlab
+        from rnnlab.analysis import analyze, compute
+        from rnnlab.analysis.report.workers import RenderWorkers
+        from rnnlab.errors import ReportError
+        workers = RenderWorkers.start(png=False)
+        ds = rnnlab.open_archive([{str(tiny_archive)!r}])
+        results = compute(analyze(ds), progress=False)
+        os.kill(workers.pid, signal.SIGKILL)
+        try:
+            workers.write(ds, results, {str(tmp_path / "r")!r}, png=False)
+            error = None
+        except ReportError as exc:
+            error = str(exc)
+        workers.close()
+        try:
+            os.waitpid(-1, os.WNOHANG)
+            left = True
+        except ChildProcessError:
+            left = False
+        print(json.dumps({{"error": error, "children_left": left}}))
+    """)
+    assert out["error"] == "a plotting process of the report ended unexpectedly"
+    assert out["children_left"] is False
+
+
+def test_no_plotting_processes_where_a_fork_is_unsafe(tiny_archive, tmp_path):
+    """Threads running (as in this test process, after dask's thread pool ran): in-process."""
+    import threading
+
+    from rnnlab.analysis.report.command import analyze_archives
+    from rnnlab.analysis.report.workers import RenderWorkers
+    from rnnlab.errors import RnnlabError
+
+    compute(analyze(xr.open_dataset(tiny_archive, chunks={})), progress=False)
+    if threading.active_count() == 1:
+        pytest.skip("no thread left running here")
+    assert RenderWorkers.start() is None
+    with pytest.raises(RnnlabError, match="no plotting processes here"):
+        analyze_archives([str(tiny_archive)], tmp_path / "r", parallel=True, progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_analysis_in_two_steps_is_the_analysis(tiny_archive):
+    """`analyze_in_steps` + `join_results` give `analyze` exactly: values, attributes, the order
+    of variables (analysis.nc is written in that order)."""
+    ds = xr.open_dataset(tiny_archive, chunks={})
+    opts = {"n_trials": 50}
+    whole = compute(analyze(ds, network=opts), progress=False)
+    base, later = analyze_in_steps(ds, network=opts)
+    assert not set(base.data_vars) & set(later.data_vars)
+    joined = join_results(compute(base, progress=False), compute(later, progress=False))
+    xr.testing.assert_identical(joined, whole)
+    assert list(joined.variables) == list(whole.variables)
+    assert all(joined[v].attrs == whole[v].attrs for v in whole.variables)
+    alone, none = analyze_in_steps(ds)
+    assert none is None and join_results(alone, None) is alone
