@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from html import escape
 
 import bokeh.util.serialization
 import holoviews as hv
@@ -178,7 +177,8 @@ def _provenance(attrs: dict) -> str:
     return html.escape("\n".join(lines))
 
 
-# bokeh numbers its model ids p1, p2, ... per process; part k numbers from ID_BASE * (k + 1)
+# bokeh numbers its model ids p1, p2, ... per process; group k of the figures (build.group)
+# numbers from ID_BASE * (k + 1)
 ID_BASE = 1_000_000
 
 
@@ -214,13 +214,6 @@ def serialize_part(roots: list) -> PagePart:
     return PagePart(serialize_json(docs_json), item.to_json(), named, bundle)
 
 
-def render_part(figs: dict[str, object], index: int = 0) -> PagePart:
-    """Part `index` of the page: the figures `figs` (name -> HoloViews object) as bokeh models
-    numbered from ID_BASE * (index + 1), in one Document, serialised."""
-    number_ids_from(index)
-    return serialize_part(bokeh_roots(figs))
-
-
 def merge_bundles(bundles: list[Bundle]) -> Bundle:
     """The JS and CSS of all `bundles`, each file or inline text once, in first-seen order (each
     bundle lists bokeh's components in bokeh's own order, and widgets come with the first part's
@@ -243,7 +236,7 @@ def _plot_script(parts: list[PagePart]) -> str:
     bokeh's `html_page_for_render_items` writes for one document)."""
     docs = "{" + ",".join(p.json.strip()[1:-1] for p in parts) + "}"
     json_id = make_globally_unique_css_safe_id()
-    script = wrap_in_script_tag(escape(docs, quote=False), "application/json", json_id)
+    script = wrap_in_script_tag(html.escape(docs, quote=False), "application/json", json_id)
     js = DOC_JS.render(
         docs_json=f"document.getElementById('{json_id}').textContent",
         render_items=serialize_json([p.item for p in parts], pretty=False),
@@ -306,16 +299,3 @@ def assemble(
         "macros": MACROS,
     }
     return get_env().from_string("{% extends base %}\n" + TEMPLATE).render(context)
-
-
-def render_html(
-    figs: dict[str, object],
-    head: xr.Dataset,
-    attrs: dict,
-    title: str,
-    verdict: str = "",
-    extra: list[dict] | None = None,
-) -> str:
-    """The page of the figures `figs` (name -> HoloViews object) rendered in this process, as
-    one part (see `assemble`)."""
-    return assemble([render_part(figs)], head, attrs, title, verdict, extra)

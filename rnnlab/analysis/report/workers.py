@@ -205,10 +205,7 @@ class RenderWorkers:
     def close(self) -> None:
         """End the plotting processes (at once if they are still busy) and reap the first."""
         for conn in self.conns:
-            try:
-                conn.send(None)
-            except OSError:
-                pass
+            self._send(conn, None)
             conn.close()
         try:
             os.killpg(self.pid, signal.SIGKILL)
