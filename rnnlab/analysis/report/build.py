@@ -60,11 +60,7 @@ def figure_makers(
     n = archive.sizes["eig"]
     makers: dict[str, Callable[[], object]] = {}
     if grid is not None:
-        makers.update(
-            (f"phase_{var}_{dim}", partial(phase.phase_plot, grid, var, dim))
-            for dim in grid.attrs["dims"]
-            for var, _ in phase.METRICS
-        )
+        makers.update(phase.plot_makers(grid))
     makers.update(
         {
             "learning_curve": partial(inloop_figures.learning_curve, archive, results),

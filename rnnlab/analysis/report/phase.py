@@ -12,7 +12,8 @@ works on the flat layout (`flat_inputs`): one member per (point, seed), as for a
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 import holoviews as hv
 import numpy as np
@@ -102,13 +103,19 @@ def phase_plot(data: xr.Dataset, var: str, dim: str) -> hv.Overlay:
     )
 
 
-def figures(data: xr.Dataset) -> dict[str, hv.Overlay]:
-    """Every phase plot by name, `phase_<metric>_<dim>`, swept dims in [sweep] order."""
+def plot_makers(data: xr.Dataset) -> dict[str, Callable[[], hv.Overlay]]:
+    """name -> function drawing it, for every phase plot, `phase_<metric>_<dim>`, swept dims in
+    [sweep] order."""
     return {
-        f"phase_{var}_{dim}": phase_plot(data, var, dim)
+        f"phase_{var}_{dim}": partial(phase_plot, data, var, dim)
         for dim in data.attrs["dims"]
         for var, _ in METRICS
     }
+
+
+def figures(data: xr.Dataset) -> dict[str, hv.Overlay]:
+    """Every phase plot by name (`plot_makers`)."""
+    return {name: make() for name, make in plot_makers(data).items()}
 
 
 def table(data: xr.Dataset) -> tuple[list[str], list[list[str]]]:
