@@ -69,11 +69,12 @@ def analyze(
     Also the outlier ladder at the last epoch and `lambda_task` (NumPy, when the archive has a
     config). `network=True` (or a dict of `inloop_parts` options) adds the analyses that
     re-simulate the networks (torch): evaluate, functional_rank, shuffle_control (last epoch)
-    and fixed_points (every epoch); see rnnlab.analysis.inloop_parts. `analyze_in_steps` gives
-    the same as two Datasets, to use the first while the second computes.
+    and fixed_points (every epoch); see rnnlab.analysis.inloop_parts. It is `join_results` of
+    the two steps of `analyze_in_steps`, which a caller can compute one after the other.
     """
-    with _rechunk_method():
-        return _analyze(ds, rank, k, epochs_per_task, network, "all")
+    return join_results(
+        *analyze_in_steps(ds, rank, k, epochs_per_task=epochs_per_task, network=network)
+    )
 
 
 def _rechunk_method():
@@ -96,22 +97,22 @@ def analyze_in_steps(
     """`analyze(ds, ...)` as two lazy Datasets: everything but the network analyses, and those
     (None without `network`). They only read the archive, so nothing is computed twice, and the
     first can be used while the second computes (`rnnlab analyze` draws its figures meanwhile);
-    `join_results` of the two computed is `analyze(ds, ...)` computed."""
+    `join_results` of the two, lazy or computed, is `analyze(ds, ...)`."""
     with _rechunk_method():
-        base = _analyze(ds, rank, k, epochs_per_task, network, "base")
+        base = _analyze(ds, rank, k, epochs_per_task, network, network_step=False)
         if network_options(network) is None:
             return base, None
-        return base, _analyze(ds, rank, k, epochs_per_task, network, "network")
+        return base, _analyze(ds, rank, k, epochs_per_task, network, network_step=True)
 
 
 def join_results(base: xr.Dataset, network: xr.Dataset | None) -> xr.Dataset:
-    """The two Datasets of `analyze_in_steps` (lazy or computed) as `analyze` gives them: the
-    network variables after the others, the per-run settings coordinates last."""
+    """The two Datasets of `analyze_in_steps` (lazy or computed) as one: the network variables
+    after the others, the per-run settings coordinates last (where each step puts them)."""
     if network is None:
         return base
     out = xr.merge([base, network], compat="override", join="exact", combine_attrs="drop_conflicts")
     settings = [n for n in _settings(base) if n in out.coords and n not in out.indexes]
-    out = out.reset_coords(settings).set_coords(settings)  # as in analyze: assigned last
+    out = out.reset_coords(settings).set_coords(settings)  # moved after the network's
     out.attrs = dict(base.attrs)
     return out
 
@@ -121,9 +122,9 @@ def _settings(ds: xr.Dataset) -> list[str]:
 
 
 def _analyze(
-    ds: xr.Dataset, rank: int, k: int, epochs_per_task: int | None, network, which: str
+    ds: xr.Dataset, rank: int, k: int, epochs_per_task: int | None, network, *, network_step: bool
 ) -> xr.Dataset:
-    """`which` parts of `analyze`: "all", "base" (all but the network analyses), "network"."""
+    """One step of `analyze_in_steps`: the network analyses (`network_step`) or all the others."""
     if not isinstance(ds, xr.Dataset):
         raise AnalysisError(f"analyze needs an xarray.Dataset, got {type(ds).__name__}")
     network_options(network)  # a bad option is refused before anything else
@@ -132,16 +133,15 @@ def _analyze(
         flat = flatten(ds)
         if flat.sizes["seed"] == 0:
             raise AnalysisError("the sweep's grid holds no archive yet: nothing to analyse")
-        res = _analyze(flat, rank, k, epochs_per_task, network, which)
+        res = _analyze(flat, rank, k, epochs_per_task, network, network_step=network_step)
         res = res.assign_coords({d: flat[d].reset_coords(drop=True) for d in dims})
         return unflatten_like(res, ds)
     ds = group_epochs(ds, epochs_per_task)
-    parts = []
-    if which != "network":
+    if network_step:
+        parts = network_parts(ds, network)
+    else:
         parts = _base_parts(ds, rank, k)
         parts += inloop_parts(ds, parts[-1] if "eigvals" in ds else None, network)
-    if which != "base":
-        parts += network_parts(ds, network)
     # variable attrs (units, long_name, the `rnnlab_categorical` marker of cluster labels that
     # across_seeds relies on) must survive the merge: drop only attrs the parts disagree on
     out = xr.merge(parts, compat="override", join="exact", combine_attrs="drop_conflicts")
