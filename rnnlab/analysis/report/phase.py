@@ -5,8 +5,9 @@ beside `seed`), and `rnnlab.analysis.analyze` keeps that grid. For every swept d
 plots, against X, the final MSE over the task optimum, the rank R that holds 90% of ‖ΔJ‖², the
 largest Re λ of the outliers of J, the number of outliers and the Jacobian's crossing epoch, one
 line per value of a second swept setting, mean ± sd over seeds (and over any further swept
-settings); and it tabulates every grid point (summary.md and the page). The rest of the report
-works on the flat layout (`flat_inputs`): one member per (point, seed), as for any set of runs.
+settings); and it tabulates every grid point (summary.md and the page). The metrics per grid
+point are computed without the plotting libraries (`inputs.phase_data`); the rest of the report
+works on the flat layout (`inputs.flat_inputs`): one member per (point, seed), as for any runs.
 """
 
 from __future__ import annotations
