@@ -89,6 +89,49 @@ def test_a_plotting_process_that_dies_is_one_clear_error(tiny_archive, tmp_path)
     assert out["children_left"] is False
 
 
+@pytest.mark.parametrize("figure", ["outlier_re", "outlier_paths", "learning_curve"])
+def test_a_figure_that_fails_to_draw_is_its_error(tiny_archive, tmp_path, figure):
+    """A figure that raises in either plotting process (outlier_re: the first, early;
+    outlier_paths: the second; learning_curve: the first, late) ends `analyze` with that error,
+    not a hang (the parent sends the final inputs to a process that has stopped reading), and
+    leaves no output and no process."""
+    big = tmp_path / "big.nc"  # final inputs far larger than a pipe's buffer
+    with xr.open_dataset(tiny_archive) as ds:
+        ds.load().assign_attrs(notes="x" * 4_000_000).to_netcdf(big)
+    code = f"""
+        import json, os
+        from rnnlab.analysis.report import build
+        from rnnlab.analysis.report.command import analyze_archives
+
+        def broken(*args, **kwargs):
+            raise ValueError("this figure cannot be drawn")
+
+        makers = build.figure_makers
+        build.figure_makers = lambda *a: {{**makers(*a), {figure!r}: broken}}
+        try:
+            analyze_archives([{str(big)!r}], {str(tmp_path / "r")!r}, progress=False,
+                             parallel=True, n_trials=20)
+            error = None
+        except RuntimeError as exc:
+            error = str(exc)
+        try:
+            os.waitpid(-1, os.WNOHANG)
+            left = True
+        except ChildProcessError:
+            left = False
+        print(json.dumps({{"error": error, "children_left": left}}))
+    """
+    res = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "this figure cannot be drawn" in out["error"]
+    assert out["children_left"] is False
+    assert not (tmp_path / "r").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["big.nc"]  # no staging directory either
+
+
 def test_no_plotting_processes_where_a_fork_is_unsafe(tiny_archive, tmp_path):
     """Threads running (as in this test process, after dask's thread pool ran): in-process."""
     import threading

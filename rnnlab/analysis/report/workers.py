@@ -125,6 +125,9 @@ def _first(conns: list[Connection], png: bool) -> None:
         _child(_serve, conns[1], 1)
     conns[1].close()
     _serve(conns[0], 0)
+    # closed before waiting: after a failure the parent may still send the final inputs, which
+    # would fill the pipe and block it forever while this process waits for the second one
+    conns[0].close()
     os.waitpid(pid, 0)
 
 
