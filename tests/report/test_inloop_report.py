@@ -130,3 +130,28 @@ def test_inloop_plots_use_the_results(prepared):
     assert fr.opts.get().kwargs["xticks"] == [(0, "0"), (1, "1"), (2, "2"), (3, str(N))]
     plain = res.drop_vars(["loss", "fp_u1"])
     assert set(inloop_figures.extra_figures(arch, plain)) == {"ladder"}
+
+
+@pytest.mark.parametrize("name", ["block_J", "spectrum"])
+def test_holomap_frames_read_fast_are_the_plotted_frames(prepared, name):
+    """The page's HoloMaps read every frame's data from its elements (a HeatMap's cells through
+    its plot's own get_data) instead of updating HoloViews' plot to each frame: same columns,
+    same values, same titles, frame by frame."""
+    from rnnlab.analysis.report import build, widgets
+
+    arch, res = prepared
+    hmap = build.figure_makers(arch, res)[name]()
+    keys = list(hmap.keys())
+    one = hv.renderer("bokeh").get_plot(hmap.clone({keys[0]: hmap[keys[0]]}))
+    fast = widgets._fast_frames(hmap, keys, one)
+    assert fast is not None
+    _, frames = fast
+    _, _, plotted, titles = widgets._plotted_frames(hmap)
+    assert len(frames) == len(plotted) == len(keys) > 1
+    for mine, theirs in zip(frames, plotted, strict=True):
+        # the plotted sources come in creation order, the same as the layers here
+        assert [sorted(d) for d in mine] == [sorted(d) for d in theirs]
+        for a, b in zip(mine, theirs, strict=True):
+            for column in a:
+                np.testing.assert_array_equal(a[column], b[column], err_msg=column)
+    assert [str(hmap[k].opts.get().kwargs.get("title", "")) for k in keys] == titles

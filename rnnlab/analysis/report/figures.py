@@ -22,6 +22,7 @@ from rnnlab.analysis.report.style import (
     epoch_frame,
     frame,
     hline,
+    lines,
     points,
     seed_color,
     square_limits,
@@ -158,15 +159,15 @@ def outlier_paths(results: xr.Dataset) -> hv.Overlay:
     """Measured outliers of every seed in the complex plane, coloured by epoch."""
     out = results["outlier"]
     layers = [circle(float(r), label="") for r in np.unique(results["bulk_radius"].values)]
-    pts = []
+    pts, paths = [], []
     for s in range(out.sizes["seed"]):
         for k in range(out.sizes["outlier"]):
             z = out.isel(seed=s, outlier=k).values
             ok = np.isfinite(z)
             if ok.sum() > 1:
-                path = hv.Curve((z.real[ok], z.imag[ok]), RE, IM)
-                layers.append(style(path, color="#bbbbbb", width=1))
+                paths.append((z.real[ok], z.imag[ok]))
             pts += [(z.real[i], z.imag[i], float(out["epoch"][i])) for i in np.nonzero(ok)[0]]
+    layers += lines(paths, [RE, IM], color="#bbbbbb", width=1)
     data = np.array(pts, dtype=float).reshape(-1, 3)
     radius = float(np.max(results["bulk_radius"].values))
     xlim, ylim = square_limits(data[:, 0] + 1j * data[:, 1], radius)
@@ -191,21 +192,22 @@ def outlier_paths(results: xr.Dataset) -> hv.Overlay:
 
 
 def _per_seed_slots(da: xr.DataArray, kind: str, dash: str, marker: bool, label: str = ""):
-    """One curve of Re(outlier) vs epoch per (seed, slot); only the first one is labelled
-    (`label`, default: the kind)."""
+    """Re(outlier) vs epoch of every (seed, slot) with a finite value, as one set of lines
+    (`style.lines`: one legend entry, `label`, default: the kind) and, with `marker`, their
+    points; no layers when there is none."""
     x = da["epoch"].values
-    layers, labelled = [], False
-    for s in range(da.sizes["seed"]):
-        for k in range(da.sizes["outlier"]):
-            y = da.isel(seed=s, outlier=k).values.real
-            if not np.isfinite(y).any():
-                continue
-            curve = hv.Curve((x, y), EPOCH, "re", label="" if labelled else (label or kind))
-            layers.append(style(curve, color=KIND_COLORS[kind], width=2, dash=dash, alpha=0.8))
-            if marker:
-                pts = hv.Scatter((x, y), EPOCH, "re")
-                layers.append(style(pts, color=KIND_COLORS[kind], size=6, marker="circle"))
-            labelled = True
+    ys = [da.isel(seed=s, outlier=k).values.real for s in range(da.sizes["seed"])
+          for k in range(da.sizes["outlier"])]  # fmt: skip
+    ys = [y for y in ys if np.isfinite(y).any()]
+    if not ys:
+        return []
+    color = KIND_COLORS[kind]
+    curves = [(x, y) for y in ys]
+    layers = lines(curves, [EPOCH, "re"], label or kind, color=color, width=2, dash=dash,
+                   alpha=0.8)  # fmt: skip
+    if marker:
+        pts = hv.Scatter((np.tile(x, len(ys)), np.concatenate(ys)), EPOCH, "re")
+        layers.append(style(pts, color=color, size=6, marker="circle"))
     return layers
 
 
@@ -284,9 +286,8 @@ def explained(results: xr.Dataset) -> hv.Overlay:
     colors = ["#1f77b4", "#ff7f0e", "#2ca02c"]
     for r in range(min(3, cum.sizes["rank"])):
         da = cum.isel(rank=r)
-        for i in range(da.sizes["seed"]):
-            curve = hv.Curve((x, da.isel(seed=i).values), EPOCH, "frac")
-            layers.append(style(curve, color=colors[r], width=1, alpha=0.4))
+        seeds = [(x, da.isel(seed=i).values) for i in range(da.sizes["seed"])]
+        layers += lines(seeds, [EPOCH, "frac"], color=colors[r], width=1, alpha=0.4)
         mean = hv.Curve((x, da.mean("seed").values), EPOCH, "frac", label=f"R = {r + 1} (mean)")
         layers.append(style(mean, color=colors[r], width=3))
     return frame(

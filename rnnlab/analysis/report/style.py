@@ -52,6 +52,9 @@ _MPL_MARKERS = {
     "inverted_triangle": "v",
 }
 _MPL_DASH = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
+# bokeh's named dash patterns spelt out, for a Path: a multi_line draws the names wrongly (bokeh
+# 3.9: "dashed" comes out dotted); HoloViews gives a curve's name this same pattern
+_BOKEH_DASH = {"solid": "solid", "dashed": "6", "dotted": "2 4", "dashdot": "6 4 2 4"}
 
 
 def use_matplotlib() -> None:
@@ -149,15 +152,20 @@ def style(
     dash: str | None = None,
     size: float | None = None,
     marker: str | None = None,
+    padding: float | tuple | None = None,
 ) -> V:
-    """Apply one neutral style (colour, line width/dash, marker size/shape) to both backends."""
+    """Apply one neutral style (colour, line width/dash, marker size/shape; `padding` of the
+    data ranges, as HoloViews takes it) to both backends."""
     bk, mpl = {"alpha": alpha}, {"alpha": alpha}
+    if padding is not None:
+        bk["padding"] = mpl["padding"] = padding
     if color is not None:
         bk["color"] = mpl["color"] = color
     if width is not None:
         bk["line_width"], mpl["linewidth"] = width, width * 0.75
     if dash is not None:
-        bk["line_dash"], mpl["linestyle"] = dash, _MPL_DASH[dash]
+        bk["line_dash"] = _BOKEH_DASH[dash] if isinstance(el, hv.Path) else dash
+        mpl["linestyle"] = _MPL_DASH[dash]
     if size is not None:  # a marker glyph: matplotlib draws unfilled markers with edgecolors
         bk["size"], mpl["s"] = size, (0.75 * size) ** 2
         if color is not None:
@@ -245,6 +253,23 @@ def decimate(da: xr.DataArray, dim: str, max_points: int = MAX_CURVE_POINTS) -> 
         return da
     idx = np.unique(np.r_[np.arange(0, n, int(np.ceil(n / max_points))), n - 1])
     return da.isel({dim: idx})
+
+
+def lines(curves: list[tuple[np.ndarray, np.ndarray]], kdims: list, label: str = "", **how) -> list:
+    """Curves (x, y) styled alike (`style` arguments in `how`) as at most two layers: the first
+    curve (labelled `label`, the legend entry) and the others as one Path. HoloViews draws each
+    layer of an overlay as its own bokeh renderer with its own ranges and models (~10 ms a layer
+    to draw, more to serialise); one Path is one multi_line. Each line is still stroked on its
+    own (alpha and dashes as for separate curves), with a curve's padding (none along x); NaN
+    breaks a line, as in a curve."""
+    if not curves:
+        return []
+    (x, y), rest = curves[0], curves[1:]
+    layers = [style(hv.Curve((x, y), *kdims, label=label), **how)]
+    if rest:
+        data = [np.column_stack([np.asarray(x, float), np.asarray(y, float)]) for x, y in rest]
+        layers.append(style(hv.Path(data, kdims=kdims), **how, padding=(0, 0.1)))
+    return layers
 
 
 def hline(y: float, x0: float, x1: float, label: str, color: str, dash: str = "dashed") -> hv.Curve:

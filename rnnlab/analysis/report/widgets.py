@@ -36,20 +36,32 @@ def _tidy(fig) -> None:
     fig.toolbar.autohide = True
 
 
+def _frame_data(subplot, el, columns: list[str]) -> dict[str, np.ndarray] | None:
+    """The source columns of `subplot` for element `el`: its dimension values where every column
+    is a dimension, else what the subplot's own `get_data` makes of `el` (a HeatMap's
+    `zvalues`, its cells in the plot's order); None if a column is missing."""
+    if all(el.get_dimension(c) is not None for c in columns):
+        return {c: np.asarray(el.dimension_values(c)) for c in columns}
+    data = subplot.get_data(el, subplot.current_ranges, subplot.style[subplot.cyclic_index])[0]
+    if any(c not in data for c in columns):
+        return None
+    return {c: np.asarray(data[c]) for c in columns}
+
+
 def _fast_frames(hmap: hv.HoloMap, keys: list, plot) -> list | None:
-    """Each frame's source data read straight from its elements (dimension values), when every
-    source column of the plotted frame is a dimension of its element and every frame has the
-    same layers; None otherwise. Plotting every frame through HoloViews instead recomputes the
-    ranges over all frames at each one (minutes for 50 frames)."""
+    """Each frame's source data read straight from its elements (`_frame_data`) when every
+    frame has the same layers as the plotted one; None otherwise. Plotting every frame through
+    HoloViews instead recomputes the ranges over all frames at each one (minutes for 50
+    frames; the block heatmaps' 4 seeds: 0.4 s against 0.1 s)."""
     subplots = list(getattr(plot, "subplots", {}).values()) or [plot]
     first = hmap[keys[0]]
     layers = list(first.values()) if isinstance(first, hv.Overlay) else [first]
     if len(subplots) != len(layers):
         return None
     sources, columns = [], []
-    for sp, el in zip(subplots, layers, strict=True):
+    for sp in subplots:
         src = sp.handles.get("source")
-        if src is None or any(el.get_dimension(c) is None for c in src.data):
+        if src is None:
             return None
         sources.append(src)
         columns.append(list(src.data))
@@ -61,13 +73,29 @@ def _fast_frames(hmap: hv.HoloMap, keys: list, plot) -> list | None:
             type(a) is not type(b) for a, b in zip(els, layers, strict=True)
         ):
             return None
-        frames.append(
-            [
-                {c: np.asarray(el.dimension_values(c)) for c in cols}
-                for el, cols in zip(els, columns, strict=True)
-            ]
-        )
+        frame = [
+            _frame_data(sp, el, cols) for sp, el, cols in zip(subplots, els, columns, strict=True)
+        ]
+        if any(data is None for data in frame):
+            return None
+        frames.append(frame)
     return sources, frames
+
+
+def _plotted_frames(hmap: hv.HoloMap) -> tuple:
+    """The slow way: HoloViews' plot of the whole HoloMap, updated to every frame; the plot, its
+    data sources and each frame's data and title."""
+    plot = hv.renderer("bokeh").get_plot(hmap)
+    fig = plot.state
+    # in creation order (ids count up): `select` walks a set, so the page would differ from run
+    # to run in the order of these sources and their frames
+    sources = sorted(fig.select({"type": ColumnDataSource}), key=lambda m: (len(m.id), m.id))
+    frames, titles = [], []
+    for i in range(len(hmap)):
+        plot.update(i)
+        frames.append([{k: np.array(v) for k, v in s.data.items()} for s in sources])
+        titles.append(fig.title.text)
+    return plot, sources, frames, titles
 
 
 def embed_holomap(hmap: hv.HoloMap, name: str) -> Column:
@@ -85,18 +113,9 @@ def embed_holomap(hmap: hv.HoloMap, name: str) -> Column:
         sources, frames = fast
         titles = [str(hmap[k].opts.get().kwargs.get("title", "")) for k in raw_keys]
         fig = plot.state
-    else:  # slow: HoloViews updates its plot of the whole HoloMap to every frame
-        plot = hv.renderer("bokeh").get_plot(hmap)
+    else:
+        plot, sources, frames, titles = _plotted_frames(hmap)
         fig = plot.state
-        # in creation order (ids count up): `select` walks a set, so the page would differ
-        # from run to run in the order of these sources and their frames
-        found = fig.select({"type": ColumnDataSource})
-        sources = sorted(found, key=lambda m: (len(m.id), m.id))
-        frames, titles = [], []
-        for i in range(len(keys)):
-            plot.update(i)
-            frames.append([{k: np.array(v) for k, v in s.data.items()} for s in sources])
-            titles.append(fig.title.text)
     fig.output_backend = "canvas"
     _tidy(fig)
     # frame of every combination of widget values (-1: that combination has no frame)
