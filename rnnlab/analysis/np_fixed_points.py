@@ -190,13 +190,17 @@ def fixed_points(
         for k in FIELDS
     }
     arrays = [(j0, 2), (dj, 2), (b, 2), (np.asarray(seed), 0), (np.asarray(cfg_index), 0)]
+    trials: dict[tuple[int, int], np.ndarray] = {}
     for idx, (mj0, mdj, mb, ms, mc) in np_simulate._members(lead, *arrays):
         mj0, mdj, mb = (np.asarray(x, dtype=np.float64) for x in (mj0, mdj, mb))
         ms, cfg = int(ms), configs[int(mc)]
         J = mj0 + mdj
         if not (np.isfinite(J).all() and np.isfinite(mb).all()):
             continue
-        states = np_simulate.sample_states(J, mb, ms, cfg, n_trials, n_starts, device=device)
+        if (ms, int(mc)) not in trials:  # one seed's trials serve all its networks (epochs)
+            trials[ms, int(mc)] = np_simulate.fresh_trials(cfg, ms, n_trials, "fixed_points")[0]
+        states = np_simulate.sample_states(J, mb, ms, cfg, n_trials, n_starts, device=device,
+                                           trial_inputs=trials[ms, int(mc)])  # fmt: skip
         starts = np.concatenate([np.zeros((1, J.shape[0])), states, -states])
         _, u, _, _, _, _ = np_lowrank.lowrank(mdj, 1)
         for k, value in enumerate(inputs):

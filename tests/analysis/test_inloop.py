@@ -380,6 +380,34 @@ def test_fixed_points_of_a_rank_one_pitchfork():
     assert fp.fp_stable.values[:3].tolist() == [1.0, 0.0, 1.0]
 
 
+def test_fixed_points_start_from_each_seeds_own_trials(tiny_archive, monkeypatch):
+    """Every (seed, epoch) starts from the origin and ± states of its own network on its seed's
+    `fixed_points` trials (np_simulate.sample_states, as documented), whatever else is in the
+    chunk (the trials are made once per seed): the starts the kernel searches from are those."""
+    from rnnlab.analysis import np_fixed_points
+    from rnnlab.config import config_from_toml
+
+    searched = []
+    search = np_fixed_points.fixed_points_of
+
+    def recording(J, c, phi, starts, u1, **kwargs):
+        searched.append((J.copy(), starts.copy()))
+        return search(J, c, phi, starts, u1, **kwargs)
+
+    monkeypatch.setattr(np_fixed_points, "fixed_points_of", recording)
+    ds = xr.open_dataset(tiny_archive).load()
+    cfg = config_from_toml(ds.attrs["config"], "test")
+    fp = run(ra.fixed_points(ds, inputs=[0.0]))
+    members = [(s, e) for s in range(ds.sizes["seed"]) for e in fp["eval_epoch"].values]
+    assert len(searched) == len(members) > 2
+    for (s, epoch), (J, starts) in zip(members, searched, strict=True):
+        snap = ds.isel(seed=s).sel(epoch=epoch)
+        np.testing.assert_array_equal(J, snap.J0.values.astype(float) + snap.dJ.values)
+        seed = int(ds["seed"].values[s])
+        states = np_simulate.sample_states(J, snap.B.values, seed, cfg, 4, 8)
+        np.testing.assert_array_equal(starts, np.concatenate([0 * states[:1], states, -states]))
+
+
 def test_fixed_point_of_a_linear_network_is_the_linear_solve():
     ds = planted_linear()
     fp = run(ra.fixed_points(ds, inputs=[0.0, 0.7])).isel(eval_epoch=0)
