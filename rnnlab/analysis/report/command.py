@@ -83,8 +83,10 @@ def analyze_archives(
                               file=sys.stderr)  # fmt: skip
                     later = compute(later, scheduler=scheduler, progress=progress)
                 results = join_results(results, later)
-                written = workers.write(ds, results, staging, png=png)
-            save_analysis(results, staging / "analysis.nc")
+                workers.submit(ds, results, staging, png=png)
+            save_analysis(results, staging / "analysis.nc")  # meanwhile, with the processes
+            if workers is not None:
+                written = workers.collect()
             written["analysis"] = staging / "analysis.nc"
             outdir.mkdir(exist_ok=True)
             final: dict[str, Path] = {}

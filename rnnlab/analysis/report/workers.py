@@ -188,11 +188,11 @@ class RenderWorkers:
         for conn in self.conns:
             self._send(conn, ("early", (grid, arch, res, figdir)))
 
-    def write(
+    def submit(
         self, archive: xr.Dataset, results: xr.Dataset, outdir: str | Path, *, png: bool = True
-    ) -> dict[str, Path]:
-        """What `build.write_report(archive, results, outdir, png=png, quiet=True)` writes, the
-        two groups of figures drawn at once by the plotting processes."""
+    ) -> None:
+        """Send the final inputs: the plotting processes draw the rest of the figures and the
+        first writes the page into `outdir` while this process goes on; `collect` waits."""
         from rnnlab.analysis.report.inputs import prepare_outdir, report_inputs
 
         grid, arch, res = report_inputs(archive, results)
@@ -201,9 +201,20 @@ class RenderWorkers:
         job = (grid, arch, res, dict(archive.attrs), outdir, figdir)
         for conn in self.conns:
             self._send(conn, ("write", job))
+
+    def collect(self) -> dict[str, Path]:
+        """The files written after `submit` (as `write` returns them), once they are written."""
         second = self._receive(self.conns[1])
         self._send(self.conns[0], second)
         return self._receive(self.conns[0])
+
+    def write(
+        self, archive: xr.Dataset, results: xr.Dataset, outdir: str | Path, *, png: bool = True
+    ) -> dict[str, Path]:
+        """What `build.write_report(archive, results, outdir, png=png, quiet=True)` writes, the
+        two groups of figures drawn at once by the plotting processes (`submit`, `collect`)."""
+        self.submit(archive, results, outdir, png=png)
+        return self.collect()
 
     def close(self) -> None:
         """End the plotting processes (at once if they are still busy) and reap the first."""
