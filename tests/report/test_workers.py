@@ -29,11 +29,28 @@ def _compare_reports():
     return module
 
 
-def _python(code: str) -> dict:
-    """Run `code` in a fresh interpreter (no threads yet: the plotting processes may fork); it
-    prints one JSON line last."""
+# defined first in every `_python` run: whether this process still has a child (not reaped)
+CHILDREN_LEFT = """
+import os as _os
+
+
+def children_left() -> bool:
+    try:
+        _os.waitpid(-1, _os.WNOHANG)
+        return True
+    except ChildProcessError:
+        return False
+"""
+
+
+def _python(code: str, timeout: float = 600) -> dict:
+    """Run `code` in a fresh interpreter (no threads yet: the plotting processes may fork), after
+    CHILDREN_LEFT; it prints one JSON line last."""
     res = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", CHILDREN_LEFT + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -78,12 +95,7 @@ def test_a_plotting_process_that_dies_is_one_clear_error(tiny_archive, tmp_path)
         except ReportError as exc:
             error = str(exc)
         workers.close()
-        try:
-            os.waitpid(-1, os.WNOHANG)
-            left = True
-        except ChildProcessError:
-            left = False
-        print(json.dumps({{"error": error, "children_left": left}}))
+        print(json.dumps({{"error": error, "children_left": children_left()}}))
     """)
     assert out["error"] == "a plotting process of the report ended unexpectedly"
     assert out["children_left"] is False
@@ -98,8 +110,9 @@ def test_a_figure_that_fails_to_draw_is_its_error(tiny_archive, tmp_path, figure
     big = tmp_path / "big.nc"  # final inputs far larger than a pipe's buffer
     with xr.open_dataset(tiny_archive) as ds:
         ds.load().assign_attrs(notes="x" * 4_000_000).to_netcdf(big)
-    code = f"""
-        import json, os
+    out = _python(
+        f"""
+        import json
         from rnnlab.analysis.report import build
         from rnnlab.analysis.report.command import analyze_archives
 
@@ -114,18 +127,10 @@ def test_a_figure_that_fails_to_draw_is_its_error(tiny_archive, tmp_path, figure
             error = None
         except RuntimeError as exc:
             error = str(exc)
-        try:
-            os.waitpid(-1, os.WNOHANG)
-            left = True
-        except ChildProcessError:
-            left = False
-        print(json.dumps({{"error": error, "children_left": left}}))
-    """
-    res = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+        print(json.dumps({{"error": error, "children_left": children_left()}}))
+    """,
+        timeout=120,
     )
-    assert res.returncode == 0, res.stderr
-    out = json.loads(res.stdout.strip().splitlines()[-1])
     assert "this figure cannot be drawn" in out["error"]
     assert out["children_left"] is False
     assert not (tmp_path / "r").exists()
