@@ -205,8 +205,6 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-
-
 def register_chunk_cache(client: Any, size: int = CHUNK_CACHE_BYTES) -> None:
     """Register the chunk-cache worker plugin (idempotent: the same name replaces it)."""
     plugin = _plugin_class()

@@ -152,7 +152,7 @@ def markdown(data: xr.Dataset) -> str:
 
 def section(data: xr.Dataset, plots: Iterable[str]) -> dict[str, object]:
     """The page section: title, note, plot names and the per-point table (HTML). `plots`: the
-    names of the phase plots (`figures(data)`, built once by the caller)."""
+    names of the phase plots drawn (the page's parts hold them)."""
     note = (
         "Headline numbers at the last epoch against each swept setting (lines: values of the "
         "next swept setting; error bars: sd over seeds). Below: every grid point."

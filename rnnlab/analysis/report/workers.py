@@ -180,7 +180,7 @@ class RenderWorkers:
         self, archive: xr.Dataset, results: xr.Dataset, outdir: Path, *, png: bool = True
     ) -> None:
         """Start drawing the figures that `results` (the analyses without the network ones:
-        `analyze_in_steps`) already hold, PNGs into `outdir`/figures; `write` does the rest."""
+        `analyze_in_steps`) already hold, PNGs into `outdir`/figures; `submit` sends the rest."""
         from rnnlab.analysis.report.inputs import report_inputs
 
         grid, arch, res = report_inputs(archive, results)
