@@ -154,6 +154,40 @@ def test_no_plotting_processes_where_a_fork_is_unsafe(tiny_archive, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_the_plotting_processes_yield_to_the_analyses():
+    """Both plotting processes run at NICENESS above the parent's niceness (the second inherits
+    it from the first), so the analyses they wait for get the CPU first."""
+    out = _python("""
+        import json, os, time
+        from pathlib import Path
+        from rnnlab.analysis.report.workers import NICENESS, RenderWorkers
+
+        def group(pgid):
+            pids = []
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[2]) == pgid:
+                    pids.append(int(stat.parent.name))
+            return pids
+
+        workers = RenderWorkers.start(png=True)
+        deadline = time.monotonic() + 120
+        while len(group(workers.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = group(workers.pid)
+        nice = [os.getpriority(os.PRIO_PROCESS, p) for p in pids]
+        workers.close()
+        print(json.dumps({"mine": os.nice(0), "nice": nice, "step": NICENESS}))
+    """)
+    assert len(out["nice"]) == 2
+    assert out["step"] > 0
+    assert out["nice"] == [min(19, out["mine"] + out["step"])] * 2
+
+
 def test_analysis_in_two_steps_is_the_analysis(tiny_archive):
     """`analyze_in_steps` + `join_results` give `analyze` exactly: values, attributes, the order
     of variables (analysis.nc is written in that order)."""
