@@ -19,6 +19,15 @@ report "Worker process still alive after 4.0 seconds, killing" at the end of eve
 WorkerSetupPlugin freezes the garbage collector at exit (atexit -> gc.freeze(): measured 1.1 s ->
 0.2 s of teardown), and pins each worker of a local cluster to one GPU when tasks ask for GPUs.
 
+Garbage collection (`fewer_collections`, around `rnnlab analyze`): Python's default thresholds,
+(700, 10, 10), start a young collection every 700 new container objects, and HoloViews, bokeh,
+xarray and dask allocate millions; each older collection also walks what torch and the plotting
+libraries left behind. With (10000, 50, 100) the default run's analyses took ~0.3 s less in the
+parent (base 1.8 -> 1.7 s, network 3.4 -> 3.1 s; 3 interleaved pairs) and its figures ~0.3 s
+less in the plotting processes (drawing both groups in one process: 4.6 -> 4.3 s, 3 pairs);
+gc.disable() gained no more. The outputs are the same; the garbage of reference cycles lives a
+little longer.
+
 HDF5 file locking is switched off when rnnlab is imported (rnnlab/__init__.py: HDF5 reads the
 variable once, at start), so readers can open an archive while its run writes it.
 """
@@ -39,7 +48,9 @@ from rnnlab.errors import AnalysisError
 
 __all__ = [
     "CHUNK_CACHE_BYTES",
+    "GC_THRESHOLDS",
     "blas_env",
+    "fewer_collections",
     "limit_blas_threads",
     "make_client",
     "set_blas_threads",
@@ -47,6 +58,19 @@ __all__ = [
 ]
 
 CHUNK_CACHE_BYTES = 4 * 2**20
+GC_THRESHOLDS = (10_000, 50, 100)
+
+
+@contextlib.contextmanager
+def fewer_collections(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> Iterator[None]:
+    """Run the block with the garbage collector's `thresholds` (processes forked inside it keep
+    them), then restore the previous ones."""
+    before = gc.get_threshold()
+    gc.set_threshold(*thresholds)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 _SYMBOLS = (
     "scipy_openblas_{}_num_threads64_",

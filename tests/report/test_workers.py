@@ -202,3 +202,32 @@ def test_analysis_in_two_steps_is_the_analysis(tiny_archive):
     assert all(joined[v].attrs == whole[v].attrs for v in whole.variables)
     alone, none = analyze_in_steps(ds)
     assert none is None and join_results(alone, None) is alone
+
+
+def test_analyze_runs_with_fewer_garbage_collections(tiny_archive, tmp_path, monkeypatch):
+    """`analyze_archives` computes (and forks its plotting processes) with the garbage collector's
+    GC_THRESHOLDS, and gives the caller its own thresholds back, also after an error."""
+    import gc
+
+    import rnnlab.analysis
+    from rnnlab.analysis.report.command import analyze_archives
+    from rnnlab.runtime import GC_THRESHOLDS, fewer_collections
+
+    seen = []
+    real = rnnlab.analysis.compute
+
+    def spy(*args, **kwargs):
+        seen.append(gc.get_threshold())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rnnlab.analysis, "compute", spy)
+    before = gc.get_threshold()
+    assert before != GC_THRESHOLDS
+    analyze_archives([str(tiny_archive)], tmp_path / "r", parallel=False, progress=False,
+                     network=False, png=False)  # fmt: skip
+    assert seen and set(seen) == {GC_THRESHOLDS}
+    assert gc.get_threshold() == before
+    with pytest.raises(ZeroDivisionError), fewer_collections():
+        assert gc.get_threshold() == GC_THRESHOLDS
+        _ = 1 / 0
+    assert gc.get_threshold() == before

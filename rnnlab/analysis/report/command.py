@@ -19,6 +19,7 @@ from rnnlab.analysis.inloop import DEFAULT_TRIALS
 from rnnlab.analysis.report.workers import RenderWorkers
 from rnnlab.data.paths import check_report_dir
 from rnnlab.errors import RnnlabError
+from rnnlab.runtime import fewer_collections
 
 
 def analyze_archives(
@@ -53,10 +54,17 @@ def analyze_archives(
     if n_trials < 2:
         raise RnnlabError(f"--trials must be >= 2, got {n_trials}")
     outdir = Path(outdir)
-    workers = RenderWorkers.start(png) if parallel is not False else None
-    if parallel and workers is None:
-        raise RnnlabError("parallel=True: no plotting processes here (no fork, threads or 1 core)")
-    with workers or contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        # fewer garbage collections (rnnlab.runtime), here and in the plotting processes, which
+        # are forked inside the block and keep its thresholds
+        stack.enter_context(fewer_collections())
+        workers = RenderWorkers.start(png) if parallel is not False else None
+        if parallel and workers is None:
+            raise RnnlabError(
+                "parallel=True: no plotting processes here (no fork, threads or 1 core)"
+            )
+        if workers is not None:
+            stack.enter_context(workers)
         ds = rnnlab.open_archive(archives, allow_incomplete=allow_incomplete)
         if rank > ds.sizes["neuron"]:
             raise RnnlabError(f"--rank {rank} exceeds the number of neurons {ds.sizes['neuron']}")
