@@ -41,6 +41,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,6 +54,7 @@ __all__ = [
     "fewer_collections",
     "limit_blas_threads",
     "make_client",
+    "no_client_lookup",
     "set_blas_threads",
     "set_chunk_cache",
 ]
@@ -101,6 +103,19 @@ def _libraries() -> list[tuple]:
                 found.append((setter, getter))
                 break
     return found
+
+
+def no_client_lookup() -> contextlib.AbstractContextManager:
+    """A block in which dask computes on its local threaded scheduler while `distributed` is not
+    imported. Otherwise dask imports it (0.1 s) to look for a client, and without the import
+    there can be none; once it is imported, dask's own choice (the client, if any)."""
+    if "distributed" in sys.modules:
+        return contextlib.nullcontext()
+    import dask
+    from dask.base import named_schedulers
+
+    # the function itself: given a name, dask imports distributed to look for a client first
+    return dask.config.set(scheduler=named_schedulers["threads"])
 
 
 def set_blas_threads(n: int) -> None:

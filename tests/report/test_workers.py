@@ -157,9 +157,10 @@ def test_no_plotting_processes_where_a_fork_is_unsafe(tiny_archive, tmp_path):
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_the_plotting_processes_yield_to_the_analyses():
     """Both plotting processes run at NICENESS above the parent's niceness (the second inherits
-    it from the first), so the analyses they wait for get the CPU first."""
+    it from the first), so the analyses they wait for get the CPU first; dask.array, which
+    xarray imports in each process, is imported before they are forked."""
     out = _python("""
-        import json, os, time
+        import json, os, sys, time
         from pathlib import Path
         from rnnlab.analysis.report.workers import NICENESS, RenderWorkers
 
@@ -175,17 +176,20 @@ def test_the_plotting_processes_yield_to_the_analyses():
             return pids
 
         workers = RenderWorkers.start(png=True)
+        inherited = "dask.array" in sys.modules
         deadline = time.monotonic() + 120
         while len(group(workers.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         pids = group(workers.pid)
         nice = [os.getpriority(os.PRIO_PROCESS, p) for p in pids]
         workers.close()
-        print(json.dumps({"mine": os.nice(0), "nice": nice, "step": NICENESS}))
+        print(json.dumps({"mine": os.nice(0), "nice": nice, "step": NICENESS,
+                          "inherited": inherited}))
     """)
     assert len(out["nice"]) == 2
     assert out["step"] > 0
     assert out["nice"] == [min(19, out["mine"] + out["step"])] * 2
+    assert out["inherited"]  # imported once, before the fork (xarray's arrays need it in each)
 
 
 def test_analysis_in_two_steps_is_the_analysis(tiny_archive):
@@ -231,3 +235,22 @@ def test_analyze_runs_with_fewer_garbage_collections(tiny_archive, tmp_path, mon
         assert gc.get_threshold() == GC_THRESHOLDS
         _ = 1 / 0
     assert gc.get_threshold() == before
+
+
+def test_report_inputs_do_not_import_distributed(tiny_archive):
+    """Loading the report's inputs from a lazily opened archive computes on dask's threads
+    without importing `distributed` (0.1 s) to look for a client that cannot exist."""
+    out = _python(f"""
+        import json, sys
+        import rnnlab
+        from rnnlab.analysis import analyze, compute
+        from rnnlab.analysis.report.inputs import report_inputs
+
+        ds = rnnlab.open_archive([{str(tiny_archive)!r}])
+        results = compute(analyze(ds), progress=False)
+        before = "distributed" in sys.modules
+        grid, arch, res = report_inputs(ds, results)
+        print(json.dumps({{"before": before, "after": "distributed" in sys.modules,
+                          "loaded": all(v.chunks is None for v in arch.data_vars.values())}}))
+    """)
+    assert out == {"before": False, "after": False, "loaded": True}

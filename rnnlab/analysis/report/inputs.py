@@ -17,6 +17,7 @@ from rnnlab.analysis.report import headline
 from rnnlab.data.grid import GRID_KEYS, flatten, grid_dims
 from rnnlab.data.ri import from_ri
 from rnnlab.errors import ReportError
+from rnnlab.runtime import no_client_lookup
 
 REQUIRED_ARCHIVE = tuple(
     "loss mse loss_curve mse_curve mse_optimal eigvals eval_target traj_output".split()
@@ -151,9 +152,10 @@ def report_inputs(
     """(phase data of a sweep's grid or None, archive, results) as the report reads them: the
     grid's phase metrics (`phase_data`), then the flat members (`flat_inputs`), checked and
     loaded (`prepare`)."""
-    grid = phase_data(archive, results) if is_grid(results) else None
-    archive, results = flat_inputs(archive, results)
-    return (grid, *prepare(archive, results))
+    with no_client_lookup():  # loads small slices of the archive (dask, when opened lazily)
+        grid = phase_data(archive, results) if is_grid(results) else None
+        archive, results = flat_inputs(archive, results)
+        return (grid, *prepare(archive, results))
 
 
 def prepare_outdir(outdir: str | Path) -> Path:

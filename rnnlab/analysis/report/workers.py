@@ -156,6 +156,11 @@ class RenderWorkers:
         no fork (not POSIX), threads running here (a fork copies their held locks), one core."""
         if not hasattr(os, "fork") or threading.active_count() > 1 or usable_cores() < 2:
             return None
+        # xarray imports dask.array the first time it makes an array while dask is installed:
+        # this process when it opens the archive, and each plotting process again when it builds
+        # its figures (0.1-0.2 s each). Imported before the fork, it is imported once.
+        import dask.array  # noqa: F401
+
         pairs = [Pipe() for _ in range(2)]
         sys.stdout.flush()
         sys.stderr.flush()
