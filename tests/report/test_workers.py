@@ -254,3 +254,22 @@ def test_report_inputs_do_not_import_distributed(tiny_archive):
                           "loaded": all(v.chunks is None for v in arch.data_vars.values())}}))
     """)
     assert out == {"before": False, "after": False, "loaded": True}
+
+
+def test_plotting_processes_draw_where_priority_cannot_change(tiny_archive, tmp_path):
+    """Where lowering the priority is refused (os.nice raises), the plotting processes still
+    draw the report, at the parent's priority."""
+    out = _python(f"""
+        import json, os
+
+        def refuse(increment):
+            raise PermissionError("no")
+
+        os.nice = refuse
+        from rnnlab.analysis.report.command import analyze_archives
+        written = analyze_archives([{str(tiny_archive)!r}], {str(tmp_path / "r")!r},
+                                   progress=False, parallel=True, network=False, png=False)
+        print(json.dumps({{"files": sorted(written), "left": children_left()}}))
+    """)
+    assert {"report.html", "summary.md", "analysis"} <= set(out["files"])
+    assert not out["left"]

@@ -121,7 +121,10 @@ def _child(main, *args) -> None:
 def _first(conns: list[Connection], png: bool) -> None:
     """The first plotting process: import, fork the second (it inherits the imports and the
     priority), serve."""
-    os.nice(NICENESS)
+    try:
+        os.nice(NICENESS)
+    except OSError:  # not allowed here (a sandbox): drawn at the parent's priority, a little later
+        pass
     try:
         _plotting_imports(png)
     except Exception:
