@@ -74,6 +74,7 @@ def fewer_collections(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> Itera
     finally:
         gc.set_threshold(*before)
 
+
 _SYMBOLS = (
     "scipy_openblas_{}_num_threads64_",
     "scipy_openblas_{}_num_threads",
@@ -108,11 +109,13 @@ def _libraries() -> list[tuple]:
 def no_client_lookup() -> contextlib.AbstractContextManager:
     """A block in which dask computes on its local threaded scheduler while `distributed` is not
     imported. Otherwise dask imports it (0.1 s) to look for a client, and without the import
-    there can be none; once it is imported, dask's own choice (the client, if any)."""
-    if "distributed" in sys.modules:
-        return contextlib.nullcontext()
+    there can be none; once it is imported, or with a scheduler set in dask's config, dask's own
+    choice."""
     import dask
     from dask.base import named_schedulers
+
+    if "distributed" in sys.modules or dask.config.get("scheduler", None) is not None:
+        return contextlib.nullcontext()
 
     # the function itself: given a name, dask imports distributed to look for a client first
     return dask.config.set(scheduler=named_schedulers["threads"])

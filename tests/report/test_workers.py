@@ -239,7 +239,8 @@ def test_analyze_runs_with_fewer_garbage_collections(tiny_archive, tmp_path, mon
 
 def test_report_inputs_do_not_import_distributed(tiny_archive):
     """Loading the report's inputs from a lazily opened archive computes on dask's threads
-    without importing `distributed` (0.1 s) to look for a client that cannot exist."""
+    without importing `distributed` (0.1 s) to look for a client that cannot exist; a
+    scheduler set in dask's config is left alone."""
     out = _python(f"""
         import json, sys
         import rnnlab
@@ -250,10 +251,16 @@ def test_report_inputs_do_not_import_distributed(tiny_archive):
         results = compute(analyze(ds), progress=False)
         before = "distributed" in sys.modules
         grid, arch, res = report_inputs(ds, results)
+        import dask
+        from rnnlab.runtime import no_client_lookup
+
+        with dask.config.set(scheduler="synchronous"), no_client_lookup():
+            kept = dask.config.get("scheduler")  # a scheduler the user set is theirs
         print(json.dumps({{"before": before, "after": "distributed" in sys.modules,
-                          "loaded": all(v.chunks is None for v in arch.data_vars.values())}}))
+                          "loaded": all(v.chunks is None for v in arch.data_vars.values()),
+                          "kept": kept}}))
     """)
-    assert out == {"before": False, "after": False, "loaded": True}
+    assert out == {"before": False, "after": False, "loaded": True, "kept": "synchronous"}
 
 
 def test_plotting_processes_draw_where_priority_cannot_change(tiny_archive, tmp_path):
