@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import run_cli, sweep_toml, tiny_overrides
@@ -195,6 +196,25 @@ def committed(partial) -> int:
         return 0
 
 
+# `python -m rnnlab.cli` with Ctrl-C handled as in a terminal's foreground job, also where
+# SIGINT is ignored and the ignoring is inherited (pytest run as a background job of a script)
+CLI_WITH_CTRL_C = [
+    sys.executable,
+    "-c",
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('rnnlab.cli', run_name='__main__', alter_sys=True)",
+]
+
+
+def signal_state(pid: int) -> list[str]:
+    """The blocked, ignored and caught signal masks of process `pid` (Linux; else nothing)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt"))]
+
+
 @pytest.mark.slow
 def test_an_interrupted_sweep_is_continued_by_a_rerun(tmp_path):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) while points train: the
@@ -206,7 +226,7 @@ def test_an_interrupted_sweep_is_continued_by_a_rerun(tmp_path):
         **{"train.epochs": 1500, "record.every": 25, "record.trajectories_every": 500},
     )
     out = tmp_path / "runs"
-    args = [sys.executable, "-m", "rnnlab.cli", "sweep", str(config), "-o", str(out), "--quiet"]
+    args = [*CLI_WITH_CTRL_C, "sweep", str(config), "-o", str(out), "--quiet"]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
@@ -216,12 +236,15 @@ def test_an_interrupted_sweep_is_continued_by_a_rerun(tmp_path):
                 break
             assert proc.poll() is None, proc.communicate()[1]
             time.sleep(0.2)
+        # what the sweep's process was doing when interrupted (said if the interrupt is lost)
+        at_signal = [f"{p.name}: {committed(p)} snapshots" for p in partials]
+        at_signal += signal_state(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, f"{stderr}\nat the interrupt: {at_signal}"
     assert "sweep interrupted with 0 of 3 runs finished; rerun the same command" in stderr
     assert NANNY_WARNING not in stderr
     stopped = sorted(out.glob("*.partial"))
