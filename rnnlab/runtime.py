@@ -108,18 +108,20 @@ def _libraries() -> list[tuple]:
 
 
 def no_client_lookup() -> contextlib.AbstractContextManager:
-    """A block in which dask computes on its local threaded scheduler while `distributed` is not
-    imported. Otherwise dask imports it (0.1 s) to look for a client, and without the import
-    there can be none; once it is imported, or with a scheduler set in dask's config, dask's own
-    choice."""
+    """A block in which dask does not import `distributed` (0.1-0.2 s) only to look for a client:
+    while it is not imported there can be none. dask looks when it computes on its default
+    scheduler and when a rechunk picks its method; here the local answers are set instead (the
+    threaded scheduler, the "tasks" method). Anything already set in dask's config, or an
+    imported `distributed`, leaves dask its own choice."""
     import dask
     from dask.base import named_schedulers
 
-    if "distributed" in sys.modules or dask.config.get("scheduler", None) is not None:
+    if "distributed" in sys.modules:
         return contextlib.nullcontext()
-
-    # the function itself: given a name, dask imports distributed to look for a client first
-    return dask.config.set(scheduler=named_schedulers["threads"])
+    # the scheduler function itself: given a name, dask looks for a client first
+    local = {"scheduler": named_schedulers["threads"], "array.rechunk.method": "tasks"}
+    unset = {k: v for k, v in local.items() if dask.config.get(k, None) is None}
+    return dask.config.set(unset) if unset else contextlib.nullcontext()
 
 
 def set_blas_threads(n: int) -> None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
-
-import dask
 import xarray as xr
 
 from rnnlab.analysis._common import COL, ROW, AnalysisError, delta_j
@@ -16,6 +12,7 @@ from rnnlab.analysis.lowrank import imposed_strength, lowrank_fit, shrinkage
 from rnnlab.analysis.outliers import outliers
 from rnnlab.data.grid import flatten, grid_dims, unflatten_like
 from rnnlab.data.schema import SEED_SETTINGS
+from rnnlab.runtime import no_client_lookup
 
 __all__ = ["analyze", "analyze_in_steps", "group_epochs", "join_results", "SCHEMA"]
 
@@ -77,15 +74,6 @@ def analyze(
     )
 
 
-def _rechunk_method():
-    """Without "array.rechunk.method" set, each dask rechunk picks its method by importing
-    distributed to look for a client (0.2 s, the first time); while distributed is not loaded
-    there is none, and the answer, "tasks", is set here for the graph's construction."""
-    if dask.config.get("array.rechunk.method", None) or "distributed" in sys.modules:
-        return contextlib.nullcontext()
-    return dask.config.set({"array.rechunk.method": "tasks"})
-
-
 def analyze_in_steps(
     ds: xr.Dataset,
     rank: int = 2,
@@ -98,7 +86,7 @@ def analyze_in_steps(
     (None without `network`). They only read the archive, so nothing is computed twice, and the
     first can be used while the second computes (`rnnlab analyze` draws its figures meanwhile);
     `join_results` of the two, lazy or computed, is `analyze(ds, ...)`."""
-    with _rechunk_method():
+    with no_client_lookup():  # (a rechunk would look for a client: rnnlab.runtime)
         base = _analyze(ds, rank, k, epochs_per_task, network, network_step=False)
         if network_options(network) is None:
             return base, None

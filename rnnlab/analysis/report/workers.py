@@ -7,8 +7,9 @@ forks one process before anything is computed; it imports HoloViews, bokeh (and 
 the PNGs), then forks the second, which inherits those imports. `early()` sends both the results
 without the network analyses (`analyze_in_steps`) as soon as they are computed: each draws the
 figures of its group that do not show those (`build.GroupRenderer`) while the parent computes
-them. `write()` sends the final inputs (small, loaded datasets: `inputs.report_inputs`); each
-draws the rest, the first also writes the PNGs and then the page from both parts. The files are
+them. `submit()` sends the final inputs (small, loaded datasets: `inputs.report_inputs`); each
+draws the rest, the first also writes the PNGs and then the page from both parts, and
+`collect()` waits for the files (`write()`: both). The files are
 those `build.write_report` writes in one process (the page's figures and ids alike; tested).
 
 The plotting processes run at a lower priority (`NICENESS`) than the parent, which computes
