@@ -53,6 +53,13 @@ def commands(work: Path) -> dict[str, tuple[list[str], float | None]]:
              "--quiet"],
             4.0,
         ),  # fmt: skip
+        # the same without the analyses that re-simulate the networks (torch, fresh trials,
+        # fixed points): what `analyze` did when the goals were set; no goal of its own
+        "analyze --no-network": (
+            [*rnnlab, "analyze", str(archive), "-o", str(work / "report-nn"), "--overwrite",
+             "--quiet", "--no-network"],
+            None,
+        ),  # fmt: skip
     }
 
 
