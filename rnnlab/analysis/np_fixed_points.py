@@ -22,7 +22,6 @@ __all__ = ["Q_TOL", "DEDUPE", "newton_fixed_points", "fixed_points_of"]
 Q_TOL = 1e-16  # per neuron: a fixed point has q(h)/N <= Q_TOL (rms |F| below 1.5e-8)
 DEDUPE = 1e-4  # rms distance per neuron below which two fixed points are the same
 MAX_ITER = 100
-STREAM = "fixed_points"  # each seed's stream of the trials whose states start the search
 
 
 def _phi(h: np.ndarray, phi: str) -> np.ndarray:
@@ -191,18 +190,13 @@ def fixed_points(
         for k in FIELDS
     }
     arrays = [(j0, 2), (dj, 2), (b, 2), (np.asarray(seed), 0), (np.asarray(cfg_index), 0)]
-    trials: dict[tuple[int, int], np.ndarray] = {}
     for idx, (mj0, mdj, mb, ms, mc) in np_simulate._members(lead, *arrays):
         mj0, mdj, mb = (np.asarray(x, dtype=np.float64) for x in (mj0, mdj, mb))
         ms, cfg = int(ms), configs[int(mc)]
         J = mj0 + mdj
         if not (np.isfinite(J).all() and np.isfinite(mb).all()):
             continue
-        key = (ms, int(mc))
-        if key not in trials:  # one seed's trials serve all its networks (epochs)
-            trials[key] = np_simulate.fresh_trials(cfg, ms, n_trials, STREAM)[0]
-        states = np_simulate.sample_states(J, mb, ms, cfg, n_trials, n_starts, stream=STREAM,
-                                           device=device, trial_inputs=trials[key])  # fmt: skip
+        states = np_simulate.sample_states(J, mb, ms, cfg, n_trials, n_starts, device=device)
         starts = np.concatenate([np.zeros((1, J.shape[0])), states, -states])
         _, u, _, _, _, _ = np_lowrank.lowrank(mdj, 1)
         for k, value in enumerate(inputs):

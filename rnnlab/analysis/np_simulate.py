@@ -323,13 +323,10 @@ def sample_states(
     *,
     stream: str = "fixed_points",
     device: str = "auto",
-    trial_inputs: np.ndarray | None = None,
 ) -> np.ndarray:
     """`n_states` states h (n_states, N) of one network J (N, N), B (N, n_in), drawn uniformly
     from its trajectories (after the washout) on `n_trials` trials of the seed's `stream`; the
-    draw uses NumPy's generator seeded with (seed, that stream's number). `trial_inputs`: those
-    trials' inputs (n_trials, T, n_in), if made already (`fresh_trials`; the same for every
-    network of one seed and config)."""
+    draw uses NumPy's generator seeded with (seed, that stream's number)."""
     import torch
 
     from rnnlab.bptt.dynamics import run_dynamics
@@ -337,7 +334,7 @@ def sample_states(
     from rnnlab.network.rng import STREAMS
 
     dev = resolve_device(device)
-    u = fresh_trials(cfg, seed, n_trials, stream)[0] if trial_inputs is None else trial_inputs
+    u, _ = fresh_trials(cfg, seed, n_trials, stream)
     with torch.no_grad():
         jt = torch.as_tensor(np.array(J, dtype=np.float64)[None], device=dev)
         bt = torch.as_tensor(np.array(B, dtype=np.float64)[None], device=dev)
