@@ -1,10 +1,11 @@
 """Write the analysis report of a run: report.html (offline), figures/*.png and summary.md.
 
 `write_report` checks and loads only what the report shows (inputs.py), builds the figures
-(plots.py, one HoloViews object per plot, styled for bokeh and matplotlib), the headline numbers
-(summary.py) and the page (page.py). The figures fall in two groups (`GROUPS`), each rendered as
-one part of the page (`render_group`): `rnnlab analyze` renders them in two processes at once
-(workers.py), `write_report` one after the other; the page is the same either way.
+(figures.py: one HoloViews object per plot, styled by style.py; PNGs drawn from them by png.py),
+the headline numbers (headline.py) and the page (page.py). The figures fall in two groups
+(`GROUPS`), each rendered as one part of the page (`render_group`): `rnnlab analyze` renders them
+in two processes at once (workers.py), `write_report` one after the other; the page is the same
+either way.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ import xarray as xr
 
 from rnnlab.analysis.report import figures as plots
 from rnnlab.analysis.report import headline as summary
-from rnnlab.analysis.report import inloop_figures, phase, verdict
-from rnnlab.analysis.report import style as plot_style
+from rnnlab.analysis.report import inloop_figures, phase, png, verdict
 from rnnlab.analysis.report.inputs import prepare_outdir, report_inputs
 from rnnlab.analysis.report.page import (
     PagePart,
@@ -43,9 +43,10 @@ __all__ = [
 PNG_FIGURES = ("learning_curve", "spectrum", "outlier_re")
 PNG_DPI = 150
 MAX_FRAMES = 12
-# The first group holds the figures that are also PNGs (the matplotlib backend is loaded for them
-# only) and two more, so that both groups take about as long (default run: ~1.3 s each).
-FIRST_GROUP = (*PNG_FIGURES, "trajectories", "jacobian_re")
+# The first group holds the figures that are also PNGs and three more, so that both groups take
+# about as long, before the network analyses (default run: ~2 s of CPU each) and after them
+# (~0.6 s each: learning curve and its PNG, the fixed-point counts; the other three late ones).
+FIRST_GROUP = (*PNG_FIGURES, "trajectories", "jacobian_re", "fixed_point_counts")
 GROUPS = 2
 # The figures that show the network analyses (learning curve: the MSE on fresh trials), drawn
 # after the others: `rnnlab analyze` draws the others while those analyses compute.
@@ -107,12 +108,12 @@ def png_object(obj: object) -> object:
 
 
 def write_pngs(figs: dict[str, object], figdir: Path) -> dict[str, Path]:
-    """figures/<name>.png of the figures in `figs` that are PNGs, through the matplotlib backend
-    (spectrum: last epoch), the run's plots first, then a sweep's phase plots."""
+    """figures/<name>.png of the figures in `figs` that are PNGs, drawn by matplotlib (png.py;
+    spectrum: last epoch), the run's plots first, then a sweep's phase plots."""
     names = [n for n in PNG_FIGURES if n in figs] + [n for n in figs if n.startswith("phase_")]
     if not names:
         return {}
-    return plot_style.save_pngs({n: png_object(figs[n]) for n in names}, figdir, PNG_DPI)
+    return png.save_pngs({n: png_object(figs[n]) for n in names}, figdir, PNG_DPI)
 
 
 class GroupRenderer:
@@ -141,8 +142,6 @@ class GroupRenderer:
         names = [n for n in names if late or n not in LATE_FIGURES]
         if not names:
             return
-        if self.figdir is not None and any(is_png(n) for n in names):
-            plot_style.use_matplotlib()  # before the figures are built: styled for the PNGs too
         figs = {name: makers[name]() for name in names}
         self.parts.append(serialize_part(bokeh_roots(figs)))
         self.drawn.update(names)

@@ -1,25 +1,23 @@
 """Shared styling of the report figures for both HoloViews backends.
 
 `style` and `frame` translate one neutral description (colour, line width and dash, marker,
-title, labels, frame size) into bokeh options (report.html) and matplotlib options (PNGs).
+title, labels, frame size) into bokeh options (report.html; the PNGs are drawn from the same
+options by png.py) and, for a notebook, matplotlib options.
 
 Options go to the backends that are loaded: bokeh always (imported here: the page), matplotlib
 once `use_matplotlib()` has loaded HoloViews' matplotlib backend (matplotlib.pyplot and all,
-0.4-0.8 s), which `write_report` does only when it writes PNGs. A figure built before that
-carries no matplotlib options (`styled_for_matplotlib` tells).
+0.4-0.8 s), for `hv.save(fig, backend="matplotlib")` in a notebook; the report does not load it.
+A figure built before that carries no matplotlib options (`styled_for_matplotlib` tells).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TypeVar
 
 import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options)
 import numpy as np
 import xarray as xr
-
-from rnnlab.errors import ReportError
 
 V = TypeVar("V", bound=hv.core.Dimensioned)
 
@@ -42,7 +40,7 @@ EPOCH = hv.Dimension("epoch", label="epoch", unit="optimizer steps")
 RE = hv.Dimension("re", label="Re λ")
 IM = hv.Dimension("im", label="Im λ")
 
-_MPL_MARKERS = {
+MPL_MARKERS = {
     "circle": "o",
     "x": "X",
     "triangle": "^",
@@ -51,7 +49,7 @@ _MPL_MARKERS = {
     "cross": "P",
     "inverted_triangle": "v",
 }
-_MPL_DASH = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
+MPL_DASH = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
 # bokeh's named dash patterns spelt out, for a Path: a multi_line draws the names wrongly (bokeh
 # 3.9: "dashed" comes out dotted); HoloViews gives a curve's name this same pattern
 _BOKEH_DASH = {"solid": "solid", "dashed": "6", "dotted": "2 4", "dashdot": "6 4 2 4"}
@@ -70,28 +68,6 @@ def has_matplotlib() -> bool:
 def styled_for_matplotlib(obj: hv.core.Dimensioned) -> bool:
     """Whether `obj` carries matplotlib options (built after `use_matplotlib`)."""
     return has_matplotlib() and obj.id in hv.Store.custom_options(backend="matplotlib")
-
-
-def save_png(obj: hv.core.Dimensioned, path, dpi: int) -> None:
-    """`obj` as a PNG through HoloViews' matplotlib backend. It must have been built after
-    `use_matplotlib()` (else it would lack its matplotlib style): ReportError otherwise."""
-    if not styled_for_matplotlib(obj):
-        raise ReportError(
-            f"{Path(path).name}: figure built without matplotlib options; call "
-            "rnnlab.analysis.report.style.use_matplotlib() before building it"
-        )
-    hv.save(obj, path, backend="matplotlib", dpi=dpi)
-
-
-def save_pngs(figs: dict[str, hv.core.Dimensioned], figdir: Path, dpi: int) -> dict[str, Path]:
-    """figdir/<name>.png of every figure (`save_png`), keyed `figures/<name>.png`."""
-    figdir.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name, obj in figs.items():
-        path = figdir / f"{name}.png"
-        save_png(obj, path, dpi)
-        out[f"figures/{name}.png"] = path
-    return out
 
 
 # Custom-options id of an element styled before, by what its options depend on: its type, group,
@@ -165,13 +141,13 @@ def style(
         bk["line_width"], mpl["linewidth"] = width, width * 0.75
     if dash is not None:
         bk["line_dash"] = _BOKEH_DASH[dash] if isinstance(el, hv.Path) else dash
-        mpl["linestyle"] = _MPL_DASH[dash]
+        mpl["linestyle"] = MPL_DASH[dash]
     if size is not None:  # a marker glyph: matplotlib draws unfilled markers with edgecolors
         bk["size"], mpl["s"] = size, (0.75 * size) ** 2
         if color is not None:
             mpl["edgecolors"] = color
     if marker is not None:
-        bk["marker"], mpl["marker"] = marker, _MPL_MARKERS[marker]
+        bk["marker"], mpl["marker"] = marker, MPL_MARKERS[marker]
     return both(el, bk, mpl)
 
 

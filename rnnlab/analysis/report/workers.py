@@ -57,10 +57,11 @@ def usable_cores() -> int:
 
 
 def _plotting_imports(png: bool) -> None:
-    from rnnlab.analysis.report import build, style  # noqa: F401  (holoviews, bokeh)
+    from rnnlab.analysis.report import build  # noqa: F401  (holoviews, bokeh)
 
-    if png:
-        style.use_matplotlib()
+    if png:  # what report/png.py draws the PNGs with
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
 
 
 def _serve(conn: Connection, index: int) -> None:
