@@ -16,13 +16,20 @@ from pathlib import Path
 import holoviews as hv
 import numpy as np
 
-from rnnlab.analysis.report.style import MPL_DASH, MPL_MARKERS
+from rnnlab.analysis.report.style import (
+    BOKEH_DASH,
+    MPL_DASH,
+    MPL_MARKERS,
+    SEED_COLORS,
+    figure_inches,
+)
 from rnnlab.errors import ReportError
 
 __all__ = ["save_png", "save_pngs"]
 
-# bokeh dash patterns (style._BOKEH_DASH, for a Path) as the names they stand for
-_PATTERNS = {"6": "dashed", "2 4": "dotted", "6 4 2 4": "dashdot"}
+# bokeh dash patterns (style.BOKEH_DASH, for a Path) as the names they stand for
+_PATTERNS = {pattern: name for name, pattern in BOKEH_DASH.items()}
+_COLOR = SEED_COLORS[0]  # a layer without a colour option
 # bokeh legend positions: matplotlib's loc inside the frame, or outside it on the right
 _INSIDE = {
     "top_right": "upper right",
@@ -33,7 +40,6 @@ _INSIDE = {
     "bottom": "lower center",
     "left": "center left",
 }
-_PX = 90  # pixels per inch of the frame sizes (style.frame's matplotlib sizes use the same)
 
 
 def _options(el: hv.core.Dimensioned, group: str) -> dict:
@@ -46,7 +52,7 @@ def _dash(name: object) -> str:
 
 
 def _line(opts: dict) -> dict:
-    kw = {"color": opts.get("color", "#1f77b4"), "alpha": opts.get("alpha", 1.0)}
+    kw = {"color": opts.get("color", _COLOR), "alpha": opts.get("alpha", 1.0)}
     kw["linewidth"] = 0.75 * float(opts.get("line_width", 2))
     kw["linestyle"] = _dash(opts.get("line_dash"))
     return kw
@@ -70,7 +76,7 @@ def _path(ax, el: hv.Path) -> None:
 
 def _points(ax, el: hv.Points | hv.Scatter) -> None:
     opts = _options(el, "style")
-    color = opts.get("color", "#1f77b4")
+    color = opts.get("color", _COLOR)
     if isinstance(color, str) and color in [d.name for d in el.dimensions()]:
         raise ReportError(f"png: points coloured by {color!r} are not drawn here")
     marker = MPL_MARKERS.get(str(opts.get("marker", "circle")), "o")
@@ -82,7 +88,7 @@ def _points(ax, el: hv.Points | hv.Scatter) -> None:
 
 def _errorbars(ax, el: hv.ErrorBars) -> None:
     opts = _options(el, "style")
-    color = opts.get("color", "#1f77b4")
+    color = opts.get("color", _COLOR)
     ax.errorbar(el.dimension_values(0), el.dimension_values(1), yerr=el.dimension_values(2),
                 fmt="none", ecolor=color, elinewidth=0.75 * float(opts.get("line_width", 1)),
                 capsize=3, alpha=opts.get("alpha", 1.0))  # fmt: skip
@@ -117,7 +123,7 @@ def draw(obj: hv.core.Dimensioned):
     plot = _options(obj, "plot")
     legend = plot.get("legend_position", "top_right") if plot.get("show_legend", True) else None
     fw, fh = plot.get("frame_width", 420), plot.get("frame_height", 280)
-    fig = Figure(figsize=((fw + (220 if legend == "right" else 120)) / _PX, (fh + 90) / _PX))
+    fig = Figure(figsize=figure_inches(fw, fh, legend == "right"))
     ax = fig.add_subplot()
     ax.set_box_aspect(fh / fw)
     for layer in layers:

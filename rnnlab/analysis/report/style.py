@@ -7,7 +7,7 @@ options by png.py) and, for a notebook, matplotlib options.
 Options go to the backends that are loaded: bokeh always (imported here: the page), matplotlib
 once `use_matplotlib()` has loaded HoloViews' matplotlib backend (matplotlib.pyplot and all,
 0.4-0.8 s), for `hv.save(fig, backend="matplotlib")` in a notebook; the report does not load it.
-A figure built before that carries no matplotlib options (`styled_for_matplotlib` tells).
+A figure built before that carries no matplotlib options.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ MPL_MARKERS = {
 MPL_DASH = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
 # bokeh's named dash patterns spelt out, for a Path: a multi_line draws the names wrongly (bokeh
 # 3.9: "dashed" comes out dotted); HoloViews gives a curve's name this same pattern
-_BOKEH_DASH = {"solid": "solid", "dashed": "6", "dotted": "2 4", "dashdot": "6 4 2 4"}
+BOKEH_DASH = {"solid": "solid", "dashed": "6", "dotted": "2 4", "dashdot": "6 4 2 4"}
+PX_PER_INCH = 90  # matplotlib figure sizes from the bokeh frame sizes in pixels
 
 
 def use_matplotlib() -> None:
@@ -65,9 +66,11 @@ def has_matplotlib() -> bool:
     return "matplotlib" in hv.Store.renderers
 
 
-def styled_for_matplotlib(obj: hv.core.Dimensioned) -> bool:
-    """Whether `obj` carries matplotlib options (built after `use_matplotlib`)."""
-    return has_matplotlib() and obj.id in hv.Store.custom_options(backend="matplotlib")
+def figure_inches(frame_width: int, frame_height: int, legend_outside: bool) -> tuple:
+    """A matplotlib figure size (inches) around a frame of that many pixels, with room for the
+    axis labels and, at the right, a legend outside the frame."""
+    extra = 220 if legend_outside else 120
+    return (frame_width + extra) / PX_PER_INCH, (frame_height + 90) / PX_PER_INCH
 
 
 # Custom-options id of an element styled before, by what its options depend on: its type, group,
@@ -140,7 +143,7 @@ def style(
     if width is not None:
         bk["line_width"], mpl["linewidth"] = width, width * 0.75
     if dash is not None:
-        bk["line_dash"] = _BOKEH_DASH[dash] if isinstance(el, hv.Path) else dash
+        bk["line_dash"] = BOKEH_DASH[dash] if isinstance(el, hv.Path) else dash
         mpl["linestyle"] = MPL_DASH[dash]
     if size is not None:  # a marker glyph: matplotlib draws unfilled markers with edgecolors
         bk["size"], mpl["s"] = size, (0.75 * size) ** 2
@@ -180,8 +183,7 @@ def frame(
         common["show_legend"] = False
     fw, fh = (size[1], size[1]) if equal else size
     bk = dict(frame_width=fw, frame_height=fh, toolbar="right", fontsize={"title": "11pt"})
-    inches = ((fw + (220 if legend else 120)) / 90, (fh + 90) / 90)
-    mpl = dict(fig_inches=inches, fontsize={"title": 11})
+    mpl = dict(fig_inches=figure_inches(fw, fh, bool(legend)), fontsize={"title": 11})
     if equal:  # the caller passes xlim/ylim of equal span (see square_limits)
         mpl["aspect"] = "equal"
     return both(obj, {**common, **bk}, {**common, **mpl})
