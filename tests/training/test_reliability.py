@@ -3,6 +3,7 @@ diverging seeds, readers during a write, full disks. Real runs, real files, real
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import signal
@@ -446,11 +447,30 @@ def small_tmpfs(path: Path, size: str) -> bool:
     return res.returncode == 0
 
 
+def fill_disk(filler: Path, leave: int) -> None:
+    """Take all but ``leave`` bytes of the disk, even while a run keeps writing to it.
+
+    Writing until the disk is full, then giving back ``leave`` bytes, has no race with the
+    run's own writes (sizing one write from ``statvfs`` had: the run grew in between).
+    """
+    chunk = b"\0" * 65536
+    with filler.open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(chunk)
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+    size = filler.stat().st_size
+    os.truncate(filler, max(0, size - leave))
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_full_disk_while_running_is_one_line_and_keeps_what_was_committed(tmp_path):
     disk = tmp_path / "disk"
     if not small_tmpfs(disk, "3m"):
         pytest.skip("cannot mount a tmpfs here")
+    proc = None
     try:
         filler = disk / "filler"
         out = disk / "x.nc"
@@ -475,14 +495,16 @@ def test_full_disk_while_running_is_one_line_and_keeps_what_was_committed(tmp_pa
             text=True,
         )
         wait_for_records(disk / "x.nc.partial", 1, proc=proc)
-        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
-        filler.write_bytes(b"\0" * max(0, free - 4096))
+        fill_disk(filler, leave=4096)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode != 0
         lines = err.strip().splitlines()
         assert len(lines) == 1 and "not enough disk space" in lines[0] and str(out) in lines[0]
         check_consistent(disk / "x.nc.partial")
     finally:
+        if proc is not None and proc.poll() is None:  # a failed check: free the mount first
+            proc.kill()
+            proc.communicate()
         subprocess.run(["umount", str(disk)], capture_output=True)
 
 
