@@ -20,6 +20,7 @@ from rnnlab.analysis.report.style import (
     BOKEH_DASH,
     MPL_DASH,
     MPL_MARKERS,
+    PT_PER_PX,
     SEED_COLORS,
     figure_inches,
 )
@@ -53,7 +54,7 @@ def _dash(name: object) -> str:
 
 def _line(opts: dict) -> dict:
     kw = {"color": opts.get("color", _COLOR), "alpha": opts.get("alpha", 1.0)}
-    kw["linewidth"] = 0.75 * float(opts.get("line_width", 2))
+    kw["linewidth"] = PT_PER_PX * float(opts.get("line_width", 2))
     kw["linestyle"] = _dash(opts.get("line_dash"))
     return kw
 
@@ -67,10 +68,7 @@ def _path(ax, el: hv.Path) -> None:
     from matplotlib.collections import LineCollection
 
     lines = [np.column_stack([p.dimension_values(0), p.dimension_values(1)]) for p in el.split()]
-    kw = _line(_options(el, "style"))
-    kw = {"colors": kw["color"], "alpha": kw["alpha"], "linewidths": kw["linewidth"],
-          "linestyles": kw["linestyle"]}  # fmt: skip
-    ax.add_collection(LineCollection(lines, **kw))
+    ax.add_collection(LineCollection(lines, **_line(_options(el, "style"))))  # a Line2D's kwargs
     ax.autoscale_view()
 
 
@@ -80,7 +78,7 @@ def _points(ax, el: hv.Points | hv.Scatter) -> None:
     if isinstance(color, str) and color in [d.name for d in el.dimensions()]:
         raise ReportError(f"png: points coloured by {color!r} are not drawn here")
     marker = MPL_MARKERS.get(str(opts.get("marker", "circle")), "o")
-    size = (0.75 * float(opts.get("size", 6))) ** 2
+    size = (PT_PER_PX * float(opts.get("size", 6))) ** 2
     ax.scatter(el.dimension_values(0), el.dimension_values(1), s=size, marker=marker,
                color=color, edgecolors=color, alpha=opts.get("alpha", 1.0),
                label=el.label or None, zorder=3)  # fmt: skip
@@ -90,7 +88,7 @@ def _errorbars(ax, el: hv.ErrorBars) -> None:
     opts = _options(el, "style")
     color = opts.get("color", _COLOR)
     ax.errorbar(el.dimension_values(0), el.dimension_values(1), yerr=el.dimension_values(2),
-                fmt="none", ecolor=color, elinewidth=0.75 * float(opts.get("line_width", 1)),
+                fmt="none", ecolor=color, elinewidth=PT_PER_PX * float(opts.get("line_width", 1)),
                 capsize=3, alpha=opts.get("alpha", 1.0))  # fmt: skip
 
 

@@ -54,6 +54,7 @@ MPL_DASH = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
 # 3.9: "dashed" comes out dotted); HoloViews gives a curve's name this same pattern
 BOKEH_DASH = {"solid": "solid", "dashed": "6", "dotted": "2 4", "dashdot": "6 4 2 4"}
 PX_PER_INCH = 90  # matplotlib figure sizes from the bokeh frame sizes in pixels
+PT_PER_PX = 0.75  # matplotlib line widths and marker sizes (points) from bokeh's (pixels)
 
 
 def use_matplotlib() -> None:
@@ -141,12 +142,12 @@ def style(
     if color is not None:
         bk["color"] = mpl["color"] = color
     if width is not None:
-        bk["line_width"], mpl["linewidth"] = width, width * 0.75
+        bk["line_width"], mpl["linewidth"] = width, width * PT_PER_PX
     if dash is not None:
         bk["line_dash"] = BOKEH_DASH[dash] if isinstance(el, hv.Path) else dash
         mpl["linestyle"] = MPL_DASH[dash]
     if size is not None:  # a marker glyph: matplotlib draws unfilled markers with edgecolors
-        bk["size"], mpl["s"] = size, (0.75 * size) ** 2
+        bk["size"], mpl["s"] = size, (PT_PER_PX * size) ** 2
         if color is not None:
             mpl["edgecolors"] = color
     if marker is not None:
