@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -228,7 +229,11 @@ def test_sigkill_at_random_moments_leaves_loadable_agreeing_archives(tmp_path):
         partial = tmp_path / f"k{k}.nc.partial"
         if not partial.exists():
             continue  # killed before the archive was created: nothing to check
-        counts = check_consistent(partial, complete=False)
+        counts = check_consistent(partial)
+        with xr.open_dataset(partial) as ds:
+            marked, sizes = int(ds.attrs["complete"]), dict(ds.sizes)
+        if marked:  # killed in `finish`, after it marked the file complete, before the move:
+            assert all(counts[d] == sizes[d] for d in counts), counts  # then it is whole
         seen_records += counts["epoch"]
         if counts["epoch"]:
             ds = rnnlab.open_archive(partial, allow_incomplete=True)
@@ -306,6 +311,22 @@ def test_resume_refuses_what_cannot_be_resumed(tmp_path, tiny_archive):
         text=True,
     )
     assert res.returncode == 2 and "--resume takes" in res.stderr
+
+
+def test_resume_moves_a_partial_already_marked_complete_into_place(tmp_path, tiny_archive):
+    """A kill inside `finish`, after the .partial was marked complete and before it was moved
+    (the state the SIGKILL test can hit): `--resume` moves it into place, records unchanged."""
+    partial = tmp_path / "done.nc.partial"
+    shutil.copyfile(tiny_archive, partial)
+    res = subprocess.run(
+        rnnlab_cmd("run", "--resume", str(partial), "--quiet"), capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    assert not partial.exists()
+    final = tmp_path / "done.nc"
+    check_consistent(final, complete=True)
+    with xr.open_dataset(tiny_archive) as a, xr.open_dataset(final) as b:
+        xr.testing.assert_equal(a["J"], b["J"])
 
 
 # -- item 2: one writer per output ---------------------------------------------------------------
