@@ -34,6 +34,8 @@ def commands(work: Path) -> dict[str, tuple[list[str], float | None]]:
     """name -> (argv, goal as a ratio to the torch import, None: no goal)."""
     rnnlab = [PY, "-m", "rnnlab.cli"]
     archive = work / "default.nc"
+    analyze = [*rnnlab, "analyze", str(archive), "-o"]
+    quiet = ["--overwrite", "--quiet"]
     return {
         "import torch": ([PY, "-c", "import torch"], None),
         "rnnlab run --help": ([*rnnlab, "run", "--help"], 0.5),
@@ -43,23 +45,14 @@ def commands(work: Path) -> dict[str, tuple[list[str], float | None]]:
         "analyze: missing file": ([*rnnlab, "analyze", str(work / "missing.nc")], 0.5),
         "info: missing file": ([*rnnlab, "info", str(work / "missing.nc")], 0.5),
         "run --set train.epochs=2": (
-            [*rnnlab, "run", "--set", "train.epochs=2", "-o", str(work / "two.nc"),
-             "--overwrite", "--quiet"],
+            [*rnnlab, "run", "--set", "train.epochs=2", "-o", str(work / "two.nc"), *quiet],
             2.0,
-        ),  # fmt: skip
+        ),
         "info default.nc": ([*rnnlab, "info", str(archive)], None),
-        "analyze default.nc": (
-            [*rnnlab, "analyze", str(archive), "-o", str(work / "report"), "--overwrite",
-             "--quiet"],
-            4.0,
-        ),  # fmt: skip
+        "analyze default.nc": ([*analyze, str(work / "report"), *quiet], 4.0),
         # the same without the analyses that re-simulate the networks (torch, fresh trials,
         # fixed points): what `analyze` did when the goals were set; no goal of its own
-        "analyze --no-network": (
-            [*rnnlab, "analyze", str(archive), "-o", str(work / "report-nn"), "--overwrite",
-             "--quiet", "--no-network"],
-            None,
-        ),  # fmt: skip
+        "analyze --no-network": ([*analyze, str(work / "report-nn"), *quiet, "--no-network"], None),
     }
 
 

@@ -268,7 +268,7 @@ def _merge(raw: dict[str, Any], user: dict[str, Any], prefix: str) -> None:
         dotted = f"{prefix}.{name}" if prefix else name
         if dotted == SWEEP:
             if not isinstance(value, dict):
-                raise ConfigError(f"[{SWEEP}] must be a table of \"section.key\" = [values]")
+                raise ConfigError(f'[{SWEEP}] must be a table of "section.key" = [values]')
             for key, values in flat_table(value, ""):
                 _set_swept(raw, key, values)
         elif isinstance(value, dict):
@@ -378,9 +378,7 @@ def _check_sweep(table: dict[str, list[Any]]) -> tuple[tuple[str, tuple[Any, ...
         checked = tuple(_check(dotted, meta, value) for value in values)
         for i, value in enumerate(checked):
             if value in checked[:i]:
-                raise ConfigError(
-                    f"[{SWEEP}] key '{dotted}' repeats the value {toml_value(value)}"
-                )
+                raise ConfigError(f"[{SWEEP}] key '{dotted}' repeats the value {toml_value(value)}")
         out.append((dotted, checked))
     return tuple(out)
 

@@ -322,7 +322,7 @@ def test_sweep_section_from_a_file_normalised_and_printed_only_when_present(tmp_
     )
     text = to_toml(cfg)
     assert text.endswith(
-        '\n[sweep]\n# swept keys: one run per combination of their values (rnnlab sweep); '
+        "\n[sweep]\n# swept keys: one run per combination of their values (rnnlab sweep); "
         '"section.key" = [v1, v2, ...]\n"model.g" = [0.5, 1.0]\n"model.phi" = ["tanh", "relu"]\n'
         '"model.train" = [["J", "w"], ["J", "w", "B"]]\n'
     )
@@ -330,7 +330,9 @@ def test_sweep_section_from_a_file_normalised_and_printed_only_when_present(tmp_
     assert load_config(tmp_path / "again.toml") == cfg == with_overrides(cfg, [])
     points = sweep_points(cfg)
     assert len(points) == 8 and points[0] == (
-        ("model.g", 0.5), ("model.phi", "tanh"), ("model.train", ("J", "w"))
+        ("model.g", 0.5),
+        ("model.phi", "tanh"),
+        ("model.train", ("J", "w")),
     )
     one = point_config(cfg, points[-1], "p")
     assert (one.name, one.model.g, one.model.phi, one.model.N) == ("p", 1.0, "relu", 32)

@@ -439,5 +439,3 @@ def finite_per_seed(J: torch.Tensor) -> np.ndarray:
     if J.device.type == "cpu":
         return np.isfinite(J.numpy()).all(axis=(1, 2))
     return torch.isfinite(J).flatten(1).all(dim=1).cpu().numpy()
-
-

@@ -61,9 +61,7 @@ def fake(point: dict, declared: dict, *, seeds=(0, 1), ident="id1", n=3) -> xr.D
         },
     )
     text = "".join(f'"{key}" = {toml_value(v)}\n' for key, v in point.items())
-    declared_text = "".join(
-        f'"{key}" = {toml_value(v)}\n' for key, v in declared.items()
-    )
+    declared_text = "".join(f'"{key}" = {toml_value(v)}\n' for key, v in declared.items())
     ds.attrs = {"sweep_id": ident, "sweep_point": text, "sweep_grid": declared_text, "x": 1}
     return ds
 

@@ -54,3 +54,16 @@ def test_help_and_refusals_import_neither_torch_nor_xarray(tmp_path, args):
     else:
         assert status == 2 and err.strip().startswith("rnnlab: error:"), err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_python_dash_m_rnnlab_is_the_rnnlab_command(tmp_path):
+    """`python -m rnnlab` (what a user without the script on PATH types) runs the same CLI: help
+    exits 0, a refusal is the one-line error with exit status 2."""
+    ok = subprocess.run([sys.executable, "-m", "rnnlab", "run", "--help"], capture_output=True,
+                        text=True, cwd=tmp_path)  # fmt: skip
+    assert ok.returncode == 0 and "usage:" in ok.stdout and "rnnlab run" in ok.stdout, ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "rnnlab", "analyze", "missing.nc"],
+                         capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert bad.returncode == 2, bad.stderr
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnnlab: error:") and "missing.nc" in lines[0]

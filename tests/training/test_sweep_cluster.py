@@ -21,6 +21,7 @@ from rnnlab.errors import ArchiveError
 
 pytestmark = pytest.mark.slow
 
+
 def _start(kind: str, *args: str, cwd: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", f"distributed.cli.dask_{kind}", *args]
     with open(cwd / f"{kind}.log", "ab") as log:  # the child keeps its own copy
