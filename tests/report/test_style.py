@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import holoviews as hv
 
 from rnnlab.analysis.report import style as plot_style
@@ -52,3 +55,46 @@ def test_frame_options_reach_the_overlay_and_spare_its_layers():
     assert "title" not in hv.Store.lookup_options("bokeh", layer, "plot").kwargs
     again = plot_style.frame(framed, title="U", xlabel="x", ylabel="y")  # options already given
     assert hv.Store.lookup_options("bokeh", again, "plot").kwargs["title"] == "U"
+
+
+NOTEBOOK = """
+import sys
+import holoviews as hv
+import numpy as np
+from matplotlib.collections import PathCollection
+from matplotlib.colors import to_hex
+from rnnlab.analysis.report import style as plot_style
+
+assert not plot_style.has_matplotlib()
+plot_style.use_matplotlib()
+assert plot_style.has_matplotlib()
+dotted = plot_style.lines([([0, 1], [1, 2]), ([0, 1], [2, 3])], ["x", "y"], "two",
+                          color="#123456", width=2, dash="dotted")
+marks = plot_style.style(hv.Scatter([(0.5, 4)], label="m"), color="#abcdef", size=8,
+                         marker="diamond")
+fig = plot_style.frame(hv.Overlay([*dotted, marks]), title="T", xlabel="a", ylabel="b",
+                       logy=True, legend="right", size=(300, 200))
+ax = hv.render(fig, backend="matplotlib").axes[0]
+curve = ax.get_lines()[0]
+print("curve", curve.get_linestyle(), curve.get_linewidth(), to_hex(curve.get_color()))
+dots = [c for c in ax.collections if isinstance(c, PathCollection)][0]
+print("marks", to_hex(dots.get_facecolor()[0]), dots.get_sizes()[0])
+print("frame", ax.get_yscale(), ax.get_title(), ax.get_xlabel(), ax.get_ylabel())
+hv.save(fig, sys.argv[1], backend="matplotlib")
+"""
+
+
+def test_a_notebook_can_style_the_figures_for_matplotlib_too(tmp_path):
+    """`use_matplotlib()` (docs/report.md): figures built after it carry matplotlib options
+    translated from the same neutral style (line width in points = 0.75 x bokeh's pixels), so
+    `hv.save(fig, backend="matplotlib")` draws them. In a fresh interpreter: loading HoloViews'
+    matplotlib backend is global and would style every later figure of the test session."""
+    png = tmp_path / "fig.png"
+    out = subprocess.run([sys.executable, "-c", NOTEBOOK, str(png)], capture_output=True,
+                         text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+    assert got["curve"] == ": 1.5 #123456"  # dotted, 2 px -> 1.5 pt, the curve's colour
+    assert got["marks"] == "#abcdef 36.0"  # 8 px -> (0.75 * 8)^2 pt^2
+    assert got["frame"] == "log T a b"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
