@@ -5,9 +5,11 @@ of its bokeh documents, by name) with generated ids (p1234, uuids) renumbered in
 appearance, whatever document it is in (the page is rendered in parts, one document each), the
 documents' other fields, the page's HTML around them, summary.md, the values of analysis.nc,
 and the PNGs (existence; size within `--png-tol`). Exit status 1 and a line per difference
-otherwise.
+otherwise. With `--content` the page's figures are compared by what they show (ranges, axes,
+every layer's data and style, legends, every frame of the widgets: benchmarks/figure_content.py)
+instead of by their bokeh JSON: for a change in how the figures are drawn.
 
-    python benchmarks/compare_reports.py OLD_DIR NEW_DIR
+    python benchmarks/compare_reports.py [--content] OLD_DIR NEW_DIR
 """
 
 from __future__ import annotations
@@ -75,11 +77,17 @@ def _first_diff(a, b, path="") -> str:
     return f"{path}: {str(a)[:80]!r} != {str(b)[:80]!r}"
 
 
-def compare(old: Path, new: Path, png_tol: float) -> list[str]:
+def compare(old: Path, new: Path, png_tol: float, content: bool = False) -> list[str]:
     problems = []
-    a_doc, a_rest = page_parts((old / "report.html").read_text(encoding="utf-8"))
-    b_doc, b_rest = page_parts((new / "report.html").read_text(encoding="utf-8"))
-    if a_doc != b_doc:
+    old_html = (old / "report.html").read_text(encoding="utf-8")
+    new_html = (new / "report.html").read_text(encoding="utf-8")
+    a_doc, a_rest = page_parts(old_html)
+    b_doc, b_rest = page_parts(new_html)
+    if content:  # what the figures show, however their bokeh models are made
+        problems += [
+            f"report.html: {p}" for p in _figure_content().compare_pages(old_html, new_html)
+        ]
+    elif a_doc != b_doc:
         problems.append("report.html documents differ at " + _first_diff(a_doc, b_doc))
     if a_rest != b_rest:
         problems.append("report.html differs outside the documents JSON")
@@ -102,13 +110,28 @@ def compare(old: Path, new: Path, png_tol: float) -> list[str]:
     return problems
 
 
+def _figure_content():
+    """benchmarks/figure_content.py, wherever this script is run from."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "figure_content", Path(__file__).with_name("figure_content.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("old", type=Path)
     ap.add_argument("new", type=Path)
     ap.add_argument("--png-tol", type=float, default=0.0, help="relative PNG size tolerance")
+    ap.add_argument("--content", action="store_true",
+                    help="compare the page's figures by what they show (benchmarks/"
+                         "figure_content.py), not by their bokeh JSON")  # fmt: skip
     args = ap.parse_args()
-    problems = compare(args.old, args.new, args.png_tol)
+    problems = compare(args.old, args.new, args.png_tol, args.content)
     for p in problems:
         print(p)
     print("same report" if not problems else f"{len(problems)} difference(s)")

@@ -140,7 +140,7 @@ def test_holomap_frames_read_fast_are_the_plotted_frames(prepared, name):
     from rnnlab.analysis.report import build, widgets
 
     arch, res = prepared
-    hmap = build.figure_makers(arch, res)[name]()
+    hmap = build.figures(arch, res)[name]
     keys = list(hmap.keys())
     one = hv.renderer("bokeh").get_plot(hmap.clone({keys[0]: hmap[keys[0]]}))
     fast = widgets._fast_frames(hmap, keys, one)

@@ -29,6 +29,7 @@ from rnnlab.analysis.report.page import (
     number_ids_from,
     serialize_part,
 )
+from rnnlab.analysis.report.widgets import Frames
 from rnnlab.errors import ReportError
 
 __all__ = [
@@ -66,7 +67,9 @@ def figure_makers(
         {
             "learning_curve": partial(inloop_figures.learning_curve, archive, results),
             "trajectories": partial(plots.trajectories, archive),
-            "spectrum": partial(inloop_figures.spectrum, archive, results, max_frames=MAX_FRAMES),
+            "spectrum": partial(
+                inloop_figures.spectrum_frames, archive, results, max_frames=MAX_FRAMES
+            ),
             "outlier_paths": partial(plots.outlier_paths, results),
             "outlier_re": partial(plots.outlier_re, results),
             "jacobian_re": partial(plots.jacobian_re, results),
@@ -95,15 +98,17 @@ def group(names: list[str], index: int) -> list[str]:
 
 def figures(archive: xr.Dataset, results: xr.Dataset) -> dict[str, object]:
     """All figures of a run's report by name (the spectrum is a HoloMap over epoch)."""
-    return {name: make() for name, make in figure_makers(archive, results).items()}
+    figs = {name: make() for name, make in figure_makers(archive, results).items()}
+    return {name: f.holomap() if isinstance(f, Frames) else f for name, f in figs.items()}
 
 
 def png_object(obj: object) -> object:
     """What a PNG shows of a figure: a HoloMap's frame of the first member (if a kdim) at the
     last epoch, else the figure itself."""
-    if isinstance(obj, hv.HoloMap):
-        key = obj.keys()[0][:-1] + obj.keys()[-1][-1:] if obj.ndims > 1 else obj.keys()[-1]
-        obj = obj[key]
+    if isinstance(obj, hv.HoloMap | Frames):
+        keys = list(obj.keys()) if isinstance(obj, hv.HoloMap) else obj.keys
+        key = keys[0][:-1] + keys[-1][-1:] if isinstance(keys[0], tuple) else keys[-1]
+        obj = obj[key] if isinstance(obj, hv.HoloMap) else obj.frame(key)
     return obj
 
 

@@ -30,6 +30,7 @@ from rnnlab.analysis.report.style import (
     square_limits,
     style,
 )
+from rnnlab.analysis.report.widgets import Frames
 from rnnlab.data.members import member_names
 
 __all__ = [
@@ -151,6 +152,12 @@ def singular_values(results: xr.Dataset, n_show: int = 20) -> hv.Overlay:
 def spectrum(archive: xr.Dataset, results: xr.Dataset, *, max_frames: int = 12) -> hv.HoloMap:
     """The spectrum of J for every member (seed selector) and up to `max_frames` epochs (slider),
     with λ_task (a star) where theory gives it; one set of axis limits for all frames."""
+    return spectrum_frames(archive, results, max_frames=max_frames).holomap()
+
+
+def spectrum_frames(archive: xr.Dataset, results: xr.Dataset, *, max_frames: int = 12) -> Frames:
+    """`spectrum` as widgets.Frames: each frame built when asked for, and its layers' data
+    computed without building it (plots.spectrum_frame_data), as the page embeds them."""
     names = member_names(results)
     epochs = plots.frame_epochs(results["epoch"].values, max_frames)
     keys = ("outlier", "outlier_meanfield", "outlier_exact")
@@ -164,27 +171,31 @@ def spectrum(archive: xr.Dataset, results: xr.Dataset, *, max_frames: int = 12) 
     edge = float(np.nanmax(results["bulk_radius"].values))
     lims = square_limits(np.concatenate(pts), edge)
     rank = int(results.sizes.get("rank", 0)) or None
-    frames = {}
-    for i, name in enumerate(names):
-        eig, res = archive["eigvals"].isel(seed=i), results.isel(seed=i)
-        radius = float(res["bulk_radius"])
-        for e in epochs:
-            extra = []
-            if lam is not None:
-                z = complex(lam[i]) if np.isfinite(lam[i]) else complex(np.nan, np.nan)
-                extra.append(
-                    points([z], "λ_task (Kalman pole, linear theory)", "#2ca02c", 16, "diamond")
-                )
-            frames[(name, int(e))] = plots.spectrum_frame(
-                eig.sel(epoch=e).values,
-                *(res[k].sel(epoch=e).values for k in keys),
-                radius,
-                title=f"Spectrum of J, {name}, epoch {int(e)}",
-                lims=lims,
-                extra=extra,
-                rank=rank,
-            )
-    return hv.HoloMap(frames, kdims=[MEMBER, EPOCH], sort=False)
+    eigvals = archive["eigvals"].sel(epoch=epochs).transpose("seed", "epoch", ...).values
+    values = [results[k].sel(epoch=epochs).transpose("seed", "epoch", ...).values for k in keys]
+    radii = results["bulk_radius"].values
+    where = {(name, int(e)): (i, j) for i, name in enumerate(names) for j, e in enumerate(epochs)}
+
+    def args(key) -> tuple:
+        i, j = where[key]
+        task = []
+        if lam is not None:
+            task.append(complex(lam[i]) if np.isfinite(lam[i]) else complex(np.nan, np.nan))
+        return (eigvals[i, j], *(v[i, j] for v in values), float(radii[i])), task
+
+    def frame(key) -> hv.Overlay:
+        data, task = args(key)
+        extra = [points([z], "λ_task (Kalman pole, linear theory)", "#2ca02c", 16, "diamond")
+                 for z in task]  # fmt: skip
+        title = f"Spectrum of J, {key[0]}, epoch {key[1]}"
+        return plots.spectrum_frame(*data, title=title, lims=lims, extra=extra, rank=rank)
+
+    def data(key) -> list[dict]:
+        data, task = args(key)
+        return plots.spectrum_frame_data(*data, lims=lims, extra=[[z] for z in task])
+
+    titles = [f"Spectrum of J, {name}, epoch {e}" for name, e in where]
+    return Frames([MEMBER, EPOCH], list(where), titles, frame, data)
 
 
 def block_heatmaps(results: xr.Dataset, var: str = "block_J") -> hv.HoloMap:

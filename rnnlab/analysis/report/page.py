@@ -33,9 +33,10 @@ from bokeh.resources import Resources
 from bokeh.settings import settings
 from bokeh.util.serialization import make_globally_unique_css_safe_id
 
+from rnnlab.analysis.report import bokeh_draw
 from rnnlab.analysis.report import headline as summary
 from rnnlab.analysis.report.inloop_figures import INLOOP_SECTION
-from rnnlab.analysis.report.widgets import _tidy, embed_holomap
+from rnnlab.analysis.report.widgets import Frames, _tidy, embed_holomap
 
 
 class OfflineResources(Resources):
@@ -106,15 +107,26 @@ def bokeh_roots(figs: dict[str, object]) -> list:
     figure with the widgets that pick its frames)."""
     roots = []
     for name, obj in figs.items():
-        if isinstance(obj, hv.HoloMap):
+        if isinstance(obj, hv.HoloMap | Frames):
             roots.append(embed_holomap(obj, name))
         else:
-            model = hv.render(obj, backend="bokeh")
+            model = _draw(obj)
             model.output_backend = "canvas"
             _tidy(model)
             model.name = name
             roots.append(model)
     return roots
+
+
+def _draw(obj):
+    """`obj` as a bokeh figure: drawn directly where bokeh_draw knows its layers (the same
+    models, a fraction of the time), else by HoloViews."""
+    if bokeh_draw.drawable(obj):
+        try:
+            return bokeh_draw.draw(obj)[0]
+        except ValueError:  # nothing finite to range the plot: HoloViews decides
+            pass
+    return hv.render(obj, backend="bokeh")
 
 
 def page_document(roots: list) -> Document:

@@ -256,24 +256,34 @@ def hline(y: float, x0: float, x1: float, label: str, color: str, dash: str = "d
     return style(hv.Curve(([x0, x1], [y, y]), label=label), color=color, width=1.5, dash=dash)
 
 
+def circle_xy(radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of the circle |λ| = radius (`circle`)."""
+    t = np.linspace(0, 2 * np.pi, 181)
+    return radius * np.cos(t), radius * np.sin(t)
+
+
 def circle(radius: float, label: str = "bulk edge g(1 + 2/√N)") -> hv.Curve:
     """The circle |λ| = radius in the complex plane (dashed grey); drawn at the bulk edge of the
     outlier rule, g (1 + 2/sqrt(N)) (the analysis' `bulk_radius`)."""
-    t = np.linspace(0, 2 * np.pi, 181)
-    path = hv.Curve((radius * np.cos(t), radius * np.sin(t)), RE, IM, label=label)
+    path = hv.Curve(circle_xy(radius), RE, IM, label=label)
     return style(path, color="#888888", width=1.5, dash="dashed")
+
+
+def complex_xy(z) -> tuple[np.ndarray, np.ndarray]:
+    """Re and Im of the finite values of z (`points`); one NaN point when there is none."""
+    z = np.asarray(z, dtype=complex).ravel()
+    z = z[np.isfinite(z)]
+    if z.size == 0:
+        z = np.array([complex(np.nan, np.nan)])
+    return z.real, z.imag
 
 
 def points(
     z: np.ndarray, label: str, color: str, size: float, marker: str, alpha: float = 1.0
 ) -> hv.Points:
     """Complex values as points; an empty set keeps one NaN point so its legend icon is drawn."""
-    z = np.asarray(z, dtype=complex).ravel()
-    z = z[np.isfinite(z)]
-    if z.size == 0:
-        z = np.array([complex(np.nan, np.nan)])
     return style(
-        hv.Points((z.real, z.imag), [RE, IM], label=label),
+        hv.Points(complex_xy(z), [RE, IM], label=label),
         color=color,
         size=size,
         marker=marker,

@@ -8,13 +8,17 @@ kdim, e.g. the seed) swap them with one small `CustomJS` callback. No server, no
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import holoviews as hv
 import numpy as np
 from bokeh.layouts import column, row
 from bokeh.models import Column, ColumnDataSource, CustomJS, CustomJSTickFormatter, Select, Slider
 
-__all__ = ["embed_holomap"]
+from rnnlab.analysis.report import bokeh_draw
+
+__all__ = ["Frames", "embed_holomap"]
 
 CODE = """
     let i = 0;
@@ -28,6 +32,34 @@ CODE = """
     for (let k = 0; k < sources.length; k++) { sources[k].data = frames[f][k]; }
     fig.title.text = titles[f];
 """
+
+
+@dataclass
+class Frames:
+    """The frames of a figure that widgets pick (`kdims`: an epoch slider, a member selector),
+    without each frame built as HoloViews objects: `frame(key)` builds one, `data(key)` gives
+    its layers' data as report/bokeh_draw draws them. A HoloMap's own (`of_holomap`), or a
+    figure's that can compute its frames' data directly (the spectrum: up to 50 frames of 7
+    layers cost ~0.5 s to build, and the page draws one of them). `holomap()` builds them all."""
+
+    kdims: list
+    keys: list  # as a HoloMap holds them: tuples for several kdims
+    titles: list[str]
+    frame: Callable[[object], object]
+    data: Callable[[object], list[dict]]
+
+    @classmethod
+    def of_holomap(cls, hmap: hv.HoloMap) -> Frames:
+        keys = list(hmap.keys())
+        titles = [str(hmap[k].opts.get().kwargs.get("title", "")) for k in keys]
+
+        def frame_data(key) -> list[dict]:
+            return [bokeh_draw.layer_data(el) for el in bokeh_draw.layers_of(hmap[key])]
+
+        return cls(list(hmap.kdims), keys, titles, hmap.__getitem__, frame_data)
+
+    def holomap(self) -> hv.HoloMap:
+        return hv.HoloMap({k: self.frame(k) for k in self.keys}, kdims=self.kdims, sort=False)
 
 
 def _tidy(fig) -> None:
@@ -82,6 +114,30 @@ def _fast_frames(hmap: hv.HoloMap, keys: list, plot) -> list | None:
     return sources, frames
 
 
+def _alike(hmap: hv.HoloMap) -> bool:
+    """Whether bokeh_draw draws every frame of `hmap` and they all have the same layers."""
+    kinds = {tuple(type(el) for el in bokeh_draw.layers_of(f)) for f in hmap.values()}
+    return len(kinds) == 1 and bokeh_draw.drawable(hmap)
+
+
+def _direct_frames(frames: Frames) -> tuple | None:
+    """The first frame drawn as bokeh models directly (report/bokeh_draw.py, its ranges those
+    of that frame, as HoloViews' plot of it has them) and every frame's data, when every frame
+    has the same layers and bokeh_draw draws them; None otherwise."""
+    first = frames.frame(frames.keys[0])
+    if not bokeh_draw.drawable(first):
+        return None
+    try:
+        fig, sources = bokeh_draw.draw(first)
+    except ValueError:  # nothing finite to range the plot: HoloViews decides
+        return None
+    data = [frames.data(k) for k in frames.keys]
+    columns = [sorted(d) for d in data[0]]
+    if any([sorted(d) for d in frame] != columns for frame in data):
+        return None
+    return fig, sources, data
+
+
 def _plotted_frames(hmap: hv.HoloMap) -> tuple:
     """The slow way: HoloViews' plot of the whole HoloMap, updated to every frame; the plot, its
     data sources and each frame's data and title."""
@@ -98,30 +154,35 @@ def _plotted_frames(hmap: hv.HoloMap) -> tuple:
     return plot, sources, frames, titles
 
 
-def embed_holomap(hmap: hv.HoloMap, name: str) -> Column:
-    """Bokeh figure with one widget per kdim of `hmap` (epoch: slider at the last value; other
+def embed_holomap(obj: hv.HoloMap | Frames, name: str) -> Column:
+    """Bokeh figure with one widget per kdim of `obj` (epoch: slider at the last value; other
     kdims: a select at the first value); every frame's data is captured and embedded."""
-    raw_keys = list(hmap.keys())
+    frames_of = obj if isinstance(obj, Frames) else Frames.of_holomap(obj)
+    raw_keys, kdims, titles = frames_of.keys, frames_of.kdims, frames_of.titles
     keys = [tuple(k) if isinstance(k, tuple) else (k,) for k in raw_keys]
-    values = [list(dict.fromkeys(k[d] for k in keys)) for d in range(len(hmap.kdims))]
+    values = [list(dict.fromkeys(k[d] for k in keys)) for d in range(len(kdims))]
     sizes = [len(v) for v in values]
     position = {k: i for i, k in enumerate(keys)}
-    # fast: plot one frame (it carries the HoloMap's options) and read every frame's data
-    plot = hv.renderer("bokeh").get_plot(hmap.clone({raw_keys[0]: hmap[raw_keys[0]]}))
-    fast = _fast_frames(hmap, raw_keys, plot)
-    if fast is not None:
-        sources, frames = fast
-        titles = [str(hmap[k].opts.get().kwargs.get("title", "")) for k in raw_keys]
-        fig = plot.state
+    direct = _direct_frames(frames_of) if not isinstance(obj, hv.HoloMap) or _alike(obj) else None
+    if direct is not None:
+        fig, sources, frames = direct
     else:
-        plot, sources, frames, titles = _plotted_frames(hmap)
+        # plot one frame through HoloViews (it carries the HoloMap's options) and read every
+        # frame's data; or, where the frames differ in their layers, plot every frame
+        hmap = obj if isinstance(obj, hv.HoloMap) else obj.holomap()
+        plot = hv.renderer("bokeh").get_plot(hmap.clone({raw_keys[0]: hmap[raw_keys[0]]}))
+        fast = _fast_frames(hmap, raw_keys, plot)
+        if fast is not None:
+            sources, frames = fast
+        else:
+            plot, sources, frames, titles = _plotted_frames(hmap)
         fig = plot.state
     fig.output_backend = "canvas"
     _tidy(fig)
     # frame of every combination of widget values (-1: that combination has no frame)
     index = [position.get(combo, -1) for combo in itertools.product(*values)]
     widgets = []
-    for d, kdim in enumerate(hmap.kdims):
+    for d, kdim in enumerate(kdims):
         vals = values[d]
         if kdim.name == "epoch":
             last = len(vals) - 1
