@@ -16,6 +16,7 @@ from pathlib import Path
 
 import rnnlab
 from rnnlab.analysis.inloop import DEFAULT_TRIALS
+from rnnlab.analysis.report.background import Background
 from rnnlab.analysis.report.workers import RenderWorkers
 from rnnlab.data.paths import check_report_dir
 from rnnlab.errors import RnnlabError
@@ -75,6 +76,11 @@ def analyze_archives(
             results = compute(lazy, scheduler=scheduler, progress=progress)
         else:  # the figures without the network analyses are drawn while those compute
             base, later = analyze_in_steps(ds, rank=rank, k=clusters, network=opts)
+            # ... in a process of their own, where the scheduler is this process's: then they
+            # and the others no longer share one core (report/background.py)
+            network = Background.start(later, scheduler) if later is not None else None
+            if network is not None:
+                stack.enter_context(network)
             results = compute(base, scheduler=scheduler, progress=progress)
         outdir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
@@ -89,7 +95,10 @@ def analyze_archives(
                     if progress:
                         print(f"re-simulating the networks on {n_trials} fresh trials",
                               file=sys.stderr)  # fmt: skip
-                    later = compute(later, scheduler=scheduler, progress=progress)
+                    if network is not None:
+                        later = network.result(progress=progress)
+                    else:
+                        later = compute(later, scheduler=scheduler, progress=progress)
                 results = join_results(results, later)
                 workers.submit(ds, results, staging, png=png)
             save_analysis(results, staging / "analysis.nc")  # meanwhile, with the processes
