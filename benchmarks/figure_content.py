@@ -43,11 +43,15 @@ def _column(source, spec):
     data = source.data[field]
     if isinstance(data, list) and data and not np.isscalar(data[0]):  # multi_line
         return [np.asarray(p, float) for p in data]
-    return np.asarray(data, float) if field != "text" else list(data)
+    values = np.asarray(data)
+    if values.dtype.kind in "OUS":  # categories, text
+        return [str(v) for v in values]
+    return values.astype(float)
 
 
 STYLE = ("line_color", "line_alpha", "line_width", "fill_color", "fill_alpha", "size", "marker",
-         "text_color", "text_font_size", "text_align", "text_baseline")  # fmt: skip
+         "text_color", "text_font_size", "text_align", "text_baseline", "width",
+         "height")  # fmt: skip
 
 
 def _glyph(r: GlyphRenderer, index: dict) -> dict:
@@ -68,12 +72,18 @@ def _glyph(r: GlyphRenderer, index: dict) -> dict:
     return out
 
 
+def _range(r) -> tuple:
+    """A numeric range's ends, or a categorical range's factors in order."""
+    factors = getattr(r, "factors", None)
+    return tuple(map(str, factors)) if factors is not None else (r.start, r.end)
+
+
 def summary(fig) -> dict:
     """The figure as comparable values."""
     index: dict[int, int] = {}
     out = {
-        "x_range": (fig.x_range.start, fig.x_range.end),
-        "y_range": (fig.y_range.start, fig.y_range.end),
+        "x_range": _range(fig.x_range),
+        "y_range": _range(fig.y_range),
         "scales": (type(fig.x_scale).__name__, type(fig.y_scale).__name__),
         "size": (fig.frame_width, fig.frame_height),
         "title": (fig.title.text, fig.title.text_font_size),
@@ -107,7 +117,7 @@ def summary(fig) -> dict:
                 })  # fmt: skip
             elif isinstance(m, ColorBar):
                 cm = m.color_mapper
-                bars.append((side, m.title, cm.low, cm.high, list(cm.palette)))
+                bars.append((side, m.title, cm.low, cm.high, list(cm.palette), cm.nan_color))
     out.update(whiskers=whiskers, legends=legends, colorbars=bars)
     return out
 

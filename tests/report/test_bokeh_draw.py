@@ -49,13 +49,11 @@ def test_every_drawable_figure_is_what_holoviews_draws(figures):
             fig = fig[list(fig.keys())[0]]
         elif isinstance(fig, widgets.Frames):
             fig = fig.frame(fig.keys[0])
-        if not bokeh_draw.drawable(fig):
-            assert name in ("block_J", "block_dJ"), name  # HeatMaps: drawn by HoloViews
-            continue
+        assert bokeh_draw.drawable(fig), name
         assert_same(summary(hv.render(fig, backend="bokeh")), summary(bokeh_draw.draw(fig)[0]),
                     name)  # fmt: skip
         drawn += 1
-    assert drawn == len(figures) - 2
+    assert drawn == len(figures)
 
 
 def test_the_spectrum_frames_are_the_plotted_frames(figures):
@@ -88,16 +86,20 @@ def test_the_spectrum_frames_are_the_plotted_frames(figures):
             assert_same(theirs[part], mine[part], f"{key}.{part}")
 
 
-def test_the_page_draws_directly_and_heatmaps_through_holoviews(figures, monkeypatch):
-    rendered = []
-    render = hv.render
+def test_the_page_draws_directly_and_anything_else_through_holoviews(figures, monkeypatch):
+    rendered, plotted = [], []
+    render, renderer = hv.render, hv.renderer
     monkeypatch.setattr(hv, "render", lambda obj, **kw: rendered.append(obj) or render(obj, **kw))
-    names = ["learning_curve", "outlier_re", "block_J"]
+    monkeypatch.setattr(hv, "renderer", lambda b: plotted.append(b) or renderer(b))
+    names = ["learning_curve", "spectrum", "outlier_re", "block_J"]
     roots = page.bokeh_roots({n: figures[n] for n in names})
     assert [r.name for r in roots] == names
-    assert rendered == []  # the block heatmaps' HoloMap goes through its plot, not hv.render
-    heat = hv.HeatMap([(0, 0, 1.0), (1, 0, 2.0)])
-    assert not bokeh_draw.drawable(heat) and page._draw(heat) is not None and rendered == [heat]
+    assert rendered == [] and plotted == []  # HoloViews draws none of them
+    bars = hv.Bars([("a", 1.0), ("b", 2.0)])
+    numeric = hv.HeatMap([(0, 0, 1.0), (1, 0, 2.0)])  # numeric axes: not the cluster blocks
+    for other in (bars, numeric):
+        assert not bokeh_draw.drawable(other) and page._draw(other) is not None
+    assert rendered == [bars, numeric]
 
 
 # random overlays: HoloViews is the reference for every combination of layers and options

@@ -20,6 +20,7 @@ from bokeh.models import (
     BoxZoomTool,
     ColorBar,
     ColumnDataSource,
+    FactorRange,
     FixedTicker,
     GlyphRenderer,
     Legend,
@@ -30,6 +31,7 @@ from bokeh.models import (
     NoOverlap,
     PanTool,
     Range1d,
+    Rect,
     ResetTool,
     SaveTool,
     Scatter,
@@ -39,6 +41,8 @@ from bokeh.models import (
     Whisker,
 )
 from bokeh.plotting import figure as bokeh_figure
+
+from rnnlab.analysis.report.style import path_arrays
 
 __all__ = ["draw", "drawable", "layer_data", "layers_of"]
 
@@ -72,7 +76,12 @@ def drawable(obj) -> bool:
     for frame in frames:
         if isinstance(frame, hv.Overlay) and frame.kdims:
             return False
-        for el in layers_of(frame):
+        layers = layers_of(frame)
+        if any(isinstance(el, hv.HeatMap | hv.Labels) for el in layers):
+            if not _is_heatmap(layers):
+                return False
+            continue
+        for el in layers:
             if type(el) not in PADDING:
                 return False
             if isinstance(el, hv.Points | hv.Scatter) and _color_dim(el) is None:
@@ -80,6 +89,19 @@ def drawable(obj) -> bool:
                 if isinstance(color, str) and not color.startswith("#") and el.get_dimension(color):
                     return False
     return True
+
+
+def _is_heatmap(layers: list) -> bool:
+    """A HeatMap of categories with Labels over it (the cluster blocks)."""
+    return (
+        type(layers[0]) is hv.HeatMap
+        and all(type(el) is hv.Labels for el in layers[1:])
+        and all(
+            v.size == 0 or v.dtype.kind in "OUS"
+            for el in layers
+            for v in (el.dimension_values(0), el.dimension_values(1))
+        )
+    )
 
 
 def _color_dim(el) -> str | None:
@@ -101,18 +123,11 @@ def _xy(el) -> tuple[np.ndarray, np.ndarray]:
     return _values(el, 0), _values(el, 1)
 
 
-def _paths(el: hv.Path) -> list[np.ndarray]:
-    data = el.data
-    if isinstance(data, list) and all(isinstance(p, np.ndarray) and p.ndim == 2 for p in data):
-        return [np.asarray(p[:, :2], float) for p in data]
-    return [np.asarray(p, float)[:, :2] for p in el.split(datatype="array")]
-
-
 def layer_data(el) -> dict[str, np.ndarray | list]:
     """The data source columns of one layer, as `draw` makes them (a HoloMap's frames swap
     these in)."""
     if isinstance(el, hv.Path):
-        paths = _paths(el)
+        paths = path_arrays(el)
         return {"xs": [p[:, 0] for p in paths], "ys": [p[:, 1] for p in paths]}
     if isinstance(el, hv.ErrorBars):
         x, y = _xy(el)
@@ -121,6 +136,14 @@ def layer_data(el) -> dict[str, np.ndarray | list]:
         return {"base": x, "lower": y - neg, "upper": y + pos}
     if isinstance(el, hv.Text):
         return {"x": np.array([el.x]), "y": np.array([el.y]), "text": [el.text]}
+    if isinstance(el, hv.HeatMap):  # its cells on HoloViews' grid of the categories
+        grid = el.gridded
+        return {"x": list(map(str, grid.dimension_values(0))),
+                "y": list(map(str, grid.dimension_values(1))),
+                "z": np.asarray(grid.dimension_values(2), float)}  # fmt: skip
+    if isinstance(el, hv.Labels):
+        return {k: list(map(str, el.dimension_values(d))) for k, d in (("x", 0), ("y", 1),
+                                                                       ("text", 2))}  # fmt: skip
     x, y = _xy(el)
     data = {"x": x, "y": y}
     if isinstance(el, hv.Points | hv.Scatter) and (dim := _color_dim(el)) is not None:
@@ -130,7 +153,7 @@ def layer_data(el) -> dict[str, np.ndarray | list]:
 
 def _extent(el, log: bool) -> tuple[list[float], list[float]]:
     """Finite data values of a layer along x and y (positive ones along a log y axis)."""
-    if isinstance(el, hv.Text):
+    if isinstance(el, hv.Text | hv.HeatMap | hv.Labels):
         return [], []
     data = layer_data(el)
     if isinstance(el, hv.Path):
@@ -268,11 +291,7 @@ def _points(fig, el, source, style) -> GlyphRenderer:
         mapper = LinearColorMapper(palette=_palette(style.get("cmap", "viridis")), low=low,
                                    high=high)  # fmt: skip
         color = {"field": "color", "transform": mapper}
-        dim = el.get_dimension(_color_dim(el))
-        bar = ColorBar(color_mapper=mapper, location=(0, 0), title=dim.pprint_label,
-                       ticker=BasicTicker(), label_standoff=8, major_tick_line_color="black",
-                       bar_line_color="black", major_label_policy=NoOverlap())  # fmt: skip
-        fig.add_layout(bar, "right")
+        _colorbar(fig, mapper, el.get_dimension(_color_dim(el)).pprint_label)
     props = {"marker": style.get("marker", "circle"), "size": style.get("size", 6),
              "line_color": color, "fill_color": color, "line_alpha": alpha,
              "fill_alpha": alpha}  # fmt: skip
@@ -281,6 +300,36 @@ def _points(fig, el, source, style) -> GlyphRenderer:
     muted = Scatter(x="x", y="y", **{**props, "line_alpha": MUTED_ALPHA,
                                      "fill_alpha": MUTED_ALPHA})  # fmt: skip
     return _renderer(source, Scatter(x="x", y="y", **props), muted)
+
+
+def _colorbar(fig, mapper: LinearColorMapper, title: str) -> None:
+    fig.add_layout(ColorBar(color_mapper=mapper, location=(0, 0), title=title,
+                            ticker=BasicTicker(), label_standoff=8, major_tick_line_color="black",
+                            bar_line_color="black", major_label_policy=NoOverlap()),
+                   "right")  # fmt: skip
+
+
+def _heatmap(fig, el, source, style) -> GlyphRenderer:
+    """Cells as rectangles coloured on the `clim` scale (else the data's), NaN white."""
+    plot = _opts(el, "plot")
+    z = np.asarray(source.data["z"], float)
+    low, high = plot.get("clim") or (np.nanmin(z), np.nanmax(z))
+    mapper = LinearColorMapper(palette=_palette(style.get("cmap", "viridis")), low=low,
+                               high=high, nan_color="white")  # fmt: skip
+    if plot.get("colorbar"):
+        _colorbar(fig, mapper, el.vdims[0].pprint_label)
+    # no outline (HoloViews' colour at alpha 0)
+    props = {"width": 1, "height": 1, "line_color": "#1f77b4", "line_alpha": 0,
+             "fill_color": {"field": "z", "transform": mapper}}  # fmt: skip
+    muted = Rect(x="x", y="y", **{**props, "fill_alpha": MUTED_ALPHA})
+    return _renderer(source, Rect(x="x", y="y", **props), muted)
+
+
+def _labels(fig, el, source, style) -> GlyphRenderer:
+    props = {"text_color": style.get("text_color", "black"), "text_align": "center",
+             "text_baseline": "middle"}  # fmt: skip
+    muted = Text(x="x", y="y", text="text", **props, text_alpha=MUTED_ALPHA)
+    return _renderer(source, Text(x="x", y="y", text="text", **props), muted)
 
 
 def _palette(cmap: str) -> list[str]:
@@ -305,7 +354,8 @@ def _text(fig, el, source, style) -> GlyphRenderer:
 
 
 _DRAW = {hv.Curve: _curve, hv.Path: _path, hv.Points: _points, hv.Scatter: _points,
-         hv.ErrorBars: _errorbars, hv.Text: _text}  # fmt: skip
+         hv.ErrorBars: _errorbars, hv.Text: _text, hv.HeatMap: _heatmap,
+         hv.Labels: _labels}  # fmt: skip
 
 
 def _ticks(fig_axis, spec) -> None:
@@ -327,17 +377,28 @@ def draw(obj, frames: list | None = None) -> tuple[object, list[ColumnDataSource
     """A bokeh figure of `obj` (an Overlay or element that `drawable` accepts) and the data
     source of each layer; its ranges span `frames` (a HoloMap's) when given, else `obj`."""
     plot = _opts(obj, "plot")
-    span = ranges(frames or [obj], plot)
-    if span is None:
-        raise ValueError("no finite data to range the plot")
-    (x0, x1), (y0, y1) = span
+    layers = layers_of(obj)
+    if isinstance(layers[0], hv.HeatMap):  # categories along both axes, HoloViews' order
+        grid = layers[0].gridded
+        x_range = FactorRange(factors=list(map(str, grid.dimension_values(0, False))))
+        y_factors = list(map(str, grid.dimension_values(1, False)))
+        y_range = FactorRange(factors=y_factors[::-1] if plot.get("invert_yaxis") else y_factors)
+    else:
+        span = ranges(frames or [obj], plot)
+        if span is None:
+            raise ValueError("no finite data to range the plot")
+        (x0, x1), (y0, y1) = span
+        if plot.get("invert_yaxis"):
+            y0, y1 = y1, y0
+        x_range = Range1d(x0, x1, reset_start=x0, reset_end=x1)
+        y_range = Range1d(y0, y1, reset_start=y0, reset_end=y1)
     tools, pan, wheel = _tools()
     fig = bokeh_figure(
         frame_width=plot.get("frame_width", 420),
         frame_height=plot.get("frame_height", 280),
-        x_range=Range1d(x0, x1, reset_start=x0, reset_end=x1),
-        y_range=Range1d(y0, y1, reset_start=y0, reset_end=y1),
-        y_axis_type="log" if plot.get("logy") else "linear",
+        x_range=x_range,
+        y_range=y_range,
+        y_axis_type="log" if plot.get("logy") else "auto",
         x_axis_label=plot.get("xlabel", ""),
         y_axis_label=plot.get("ylabel", ""),
         title=plot.get("title", ""),
@@ -353,17 +414,15 @@ def draw(obj, frames: list | None = None) -> tuple[object, list[ColumnDataSource
     for name in ("xticks", "yticks"):
         if plot.get(name) is not None:
             _ticks(fig.xaxis[0] if name == "xticks" else fig.yaxis[0], plot[name])
-    if plot.get("invert_yaxis"):
-        fig.y_range.start, fig.y_range.end = y1, y0
     sources, items = [], {}
-    for el in layers_of(obj):
+    for el in layers:
         source = ColumnDataSource(layer_data(el))
         sources.append(source)
         renderer = _DRAW[type(el)](fig, el, source, _opts(el, "style"))
         if renderer is None:
             continue
         fig.renderers.append(renderer)
-        if el.label and not isinstance(el, hv.Text):
+        if el.label and not isinstance(el, hv.Text | hv.Labels | hv.HeatMap):
             items.setdefault(el.label, []).append(renderer)
     _legend(fig, plot, items, layers_of(obj))
     return fig, sources

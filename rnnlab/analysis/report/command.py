@@ -43,8 +43,9 @@ def analyze_archives(
     `allow_incomplete` also reads unfinished archives (up to their committed records);
     `network` adds the analyses that re-simulate the networks on `n_trials` fresh trials.
     `parallel`: render the report in two plotting processes that import the plotting libraries
-    while the analyses compute (report/workers.py); None: where that is safe and there are two
-    cores; False: in this process. The files are the same either way."""
+    while the analyses compute (report/workers.py), and compute the network analyses in a third
+    (report/background.py, with a local in-process scheduler); None: where that is safe and
+    there are two cores; False: in this process. The files are the same either way."""
     from rnnlab.analysis import analyze, compute, save_analysis
     from rnnlab.analysis.pipeline import analyze_in_steps, join_results
 

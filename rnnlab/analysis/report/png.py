@@ -23,6 +23,7 @@ from rnnlab.analysis.report.style import (
     PT_PER_PX,
     SEED_COLORS,
     figure_inches,
+    path_arrays,
 )
 from rnnlab.errors import ReportError
 
@@ -67,7 +68,7 @@ def _curve(ax, el: hv.Curve) -> None:
 def _path(ax, el: hv.Path) -> None:
     from matplotlib.collections import LineCollection
 
-    lines = [np.column_stack([p.dimension_values(0), p.dimension_values(1)]) for p in el.split()]
+    lines = path_arrays(el)
     ax.add_collection(LineCollection(lines, **_line(_options(el, "style"))))  # a Line2D's kwargs
     ax.autoscale_view()
 
