@@ -85,7 +85,7 @@ def summary(fig) -> dict:
         "x_range": _range(fig.x_range),
         "y_range": _range(fig.y_range),
         "scales": (type(fig.x_scale).__name__, type(fig.y_scale).__name__),
-        "size": (fig.frame_width, fig.frame_height),
+        "size": (fig.frame_width, fig.frame_height, fig.width, fig.height),
         "title": (fig.title.text, fig.title.text_font_size),
         "toolbar": fig.toolbar_location,
         "tools": sorted(type(t).__name__ for t in fig.toolbar.tools),
@@ -108,6 +108,8 @@ def summary(fig) -> dict:
                     "data": [_column(m.source, getattr(m, c)) for c in ("base", "lower", "upper")],
                     "color": _value(m.line_color), "alpha": _value(m.line_alpha),
                     "width": _value(m.line_width),
+                    "heads": [(type(h).__name__, _value(h.size), _value(h.line_color),
+                               _value(h.line_width)) for h in (m.lower_head, m.upper_head)],
                 })  # fmt: skip
             elif isinstance(m, Legend) and m.items:  # (HoloViews leaves an empty one)
                 legends.append({
@@ -175,6 +177,10 @@ def _frame_values(frame: list[dict]) -> list[np.ndarray]:
     return out
 
 
+def _widget(w) -> tuple:
+    return type(w).__name__, w.title, w.value, w.width, getattr(w, "options", None)
+
+
 def compare_pages(old_html: str, new_html: str) -> list[str]:
     """The figures that show something different (a line each): names, every figure's summary,
     and for figures with widgets the widgets, titles and every frame's numbers."""
@@ -193,10 +199,7 @@ def compare_pages(old_html: str, new_html: str) -> list[str]:
                 assert len(args_a["frames"]) == len(args_b["frames"]), f"{name}: frame count"
                 for i, (x, y) in enumerate(zip(args_a["frames"], args_b["frames"], strict=True)):
                     assert_same(_frame_values(x), _frame_values(y), f"{name} frame {i}")
-                shown = [(type(w).__name__, w.title, w.value, getattr(w, "options", None))
-                         for w in wa]  # fmt: skip
-                assert shown == [(type(w).__name__, w.title, w.value, getattr(w, "options", None))
-                                 for w in wb], f"{name}: widgets differ"  # fmt: skip
+                assert [_widget(w) for w in wa] == [_widget(w) for w in wb], f"{name}: widgets"
         except AssertionError as err:
             problems.append(str(err).splitlines()[0][:300])
     return problems

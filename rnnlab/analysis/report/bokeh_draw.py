@@ -341,7 +341,8 @@ def _palette(cmap: str) -> list[str]:
 def _errorbars(fig, el, source, style) -> None:
     props = {"line_color": style.get("color", "#30a2da"), "line_alpha": style.get("alpha", 1.0),
              "line_width": style.get("line_width", 1)}  # fmt: skip
-    heads = {"lower_head": TeeHead(**props), "upper_head": TeeHead(**props)}
+    # the caps as HoloViews draws them: 10 px, bokeh's default line (black, 1 px)
+    heads = {"lower_head": TeeHead(size=10), "upper_head": TeeHead(size=10)}
     fig.add_layout(Whisker(source=source, base="base", lower="lower", upper="upper", **props,
                            **heads))  # fmt: skip
 
@@ -394,6 +395,8 @@ def draw(obj, frames: list | None = None) -> tuple[object, list[ColumnDataSource
         y_range = Range1d(y0, y1, reset_start=y0, reset_end=y1)
     tools, pan, wheel = _tools()
     fig = bokeh_figure(
+        width=None,  # sized by its frame (bokeh's default 600 would size the widgets under it)
+        height=None,
         frame_width=plot.get("frame_width", 420),
         frame_height=plot.get("frame_height", 280),
         x_range=x_range,
