@@ -59,9 +59,11 @@ def test_help_and_refusals_import_neither_torch_nor_xarray(tmp_path, args):
 def test_python_dash_m_rnnlab_is_the_rnnlab_command(tmp_path):
     """`python -m rnnlab` (what a user without the script on PATH types) runs the same CLI: help
     exits 0, a refusal is the one-line error with exit status 2."""
-    ok = subprocess.run([sys.executable, "-m", "rnnlab", "run", "--help"], capture_output=True,
-                        text=True, cwd=tmp_path)  # fmt: skip
+    ok = subprocess.run([sys.executable, "-X", "importtime", "-m", "rnnlab", "run", "--help"],
+                        capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert ok.returncode == 0 and "usage:" in ok.stdout and "rnnlab run" in ok.stdout, ok.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in ok.stderr.splitlines()}
+    assert "rnnlab.cli" in imported and not {"torch", "xarray"} & imported  # light, as the script
     bad = subprocess.run([sys.executable, "-m", "rnnlab", "analyze", "missing.nc"],
                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert bad.returncode == 2, bad.stderr

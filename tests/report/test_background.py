@@ -32,6 +32,11 @@ def slow(x, seconds=30.0):
     time.sleep(seconds)
     return x
 
+def lazy_calls(fn, n, chunks=1, **kw):
+    # a lazy array whose n / chunks tasks call fn (meta given: dask would call fn to infer it)
+    return xr.Dataset({"a": ("i", da.ones(n, chunks=chunks).map_blocks(
+        fn, dtype=float, meta=np.array((), float), **kw))})
+
 def outcome(job, **kw):
     try:
         job.result(**kw)
@@ -82,8 +87,7 @@ def test_an_error_in_the_process_is_raised_here():
     out = _python("""
         def fail(x):
             raise AnalysisError("the network diverged at epoch 3")
-        job = Background.start(xr.Dataset({"a": ("i", da.ones(4, chunks=2).map_blocks(fail,
-                               dtype=float))}), "sync")
+        job = Background.start(lazy_calls(fail, 4, 2), "sync")
         print(json.dumps({"outcome": outcome(job)}))
     """)
     assert out["outcome"] == "AnalysisError: the network diverged at epoch 3"
@@ -91,8 +95,7 @@ def test_an_error_in_the_process_is_raised_here():
 
 def test_a_process_that_dies_is_one_clear_error():
     out = _python("""
-        job = Background.start(xr.Dataset({"a": ("i", da.ones(2, chunks=1).map_blocks(slow,
-                               dtype=float))}), "sync")
+        job = Background.start(lazy_calls(slow, 2), "sync")
         time.sleep(0.3)
         os.kill(job.pid, signal.SIGKILL)
         print(json.dumps({"outcome": outcome(job)}))
@@ -104,8 +107,7 @@ def test_a_process_that_dies_is_one_clear_error():
 
 def test_leaving_early_kills_the_process():
     out = _python("""
-        with Background.start(xr.Dataset({"a": ("i", da.ones(2, chunks=1).map_blocks(slow,
-                              dtype=float))}), "sync") as job:
+        with Background.start(lazy_calls(slow, 2), "sync") as job:
             pid = job.pid
         try:
             os.kill(pid, 0)
@@ -119,8 +121,7 @@ def test_leaving_early_kills_the_process():
 
 def test_progress_is_shown_while_waiting():
     code = PRELUDE + textwrap.dedent("""
-        job = Background.start(xr.Dataset({"a": ("i", da.ones(8, chunks=1).map_blocks(
-                               slow, seconds=0.05, dtype=float))}), "sync")
+        job = Background.start(lazy_calls(slow, 8, seconds=0.05), "sync")
         job.result(progress=True, interval=0.02)
     """)
     # bytes: text mode would read each \r as a new line
