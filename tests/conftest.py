@@ -92,3 +92,29 @@ def phase_sweep(tmp_path_factory):
     out = folder / "runs"
     status, stdout, stderr = run_cli("sweep", str(config), "-o", str(out), "--workers", "2")
     return SimpleNamespace(config=config, out=out, status=status, stdout=stdout, stderr=stderr)
+
+
+def python_json(code: str, timeout: float = 600) -> dict:
+    """Run `code` in a fresh interpreter (no threads yet, so rnnlab may fork there); the JSON
+    object it prints on its last line."""
+    import json
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def benchmark_module(name: str):
+    """benchmarks/<name>.py as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -6,12 +6,12 @@ process keeps dask's thread pool once anything has computed on it."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from conftest import python_json
 
 PRELUDE = """
 import json, os, signal, sys, threading, time
@@ -47,10 +47,7 @@ def outcome(job, **kw):
 
 
 def _python(code: str) -> dict:
-    res = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return python_json(PRELUDE + textwrap.dedent(code), timeout=300)
 
 
 def test_the_result_is_the_result_computed_here():

@@ -4,12 +4,10 @@ legend, colour bar): every figure of a report, and random overlays (hypothesis).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import holoviews as hv
 import numpy as np
 import pytest
+from conftest import benchmark_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_report import inloop_results, make_archive, make_results
@@ -18,19 +16,7 @@ from rnnlab.analysis.report import bokeh_draw, build, page, widgets
 from rnnlab.analysis.report import style as plot_style
 from rnnlab.analysis.report.inputs import report_inputs
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _figure_content():
-    spec = importlib.util.spec_from_file_location(
-        "figure_content", ROOT / "benchmarks" / "figure_content.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-content = _figure_content()
+content = benchmark_module("figure_content")
 summary, assert_same = content.summary, content.assert_same
 
 
@@ -164,7 +150,7 @@ def overlay(draw):
 @given(overlay())
 def test_random_overlays_are_what_holoviews_draws(fig):
     plot = hv.Store.lookup_options("bokeh", fig, "plot").kwargs
-    if bokeh_draw.ranges([fig], plot) is None:  # nothing finite to range: the page asks HoloViews
+    if bokeh_draw.ranges(fig, plot) is None:  # nothing finite to range: the page asks HoloViews
         with pytest.raises(ValueError, match="no finite data"):
             bokeh_draw.draw(fig)
         return

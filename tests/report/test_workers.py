@@ -4,29 +4,17 @@ a plotting process that dies must end the command with one clear error and no st
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import xarray as xr
+from conftest import benchmark_module, python_json
 
 from rnnlab.analysis import analyze, compute
 from rnnlab.analysis.pipeline import analyze_in_steps, join_results
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _compare_reports():
-    spec = importlib.util.spec_from_file_location(
-        "compare_reports", ROOT / "benchmarks" / "compare_reports.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # defined first in every `_python` run: whether this process still has a child (not reaped)
@@ -44,16 +32,8 @@ def children_left() -> bool:
 
 
 def _python(code: str, timeout: float = 600) -> dict:
-    """Run `code` in a fresh interpreter (no threads yet: the plotting processes may fork), after
-    CHILDREN_LEFT; it prints one JSON line last."""
-    res = subprocess.run(
-        [sys.executable, "-c", CHILDREN_LEFT + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    """`python_json` of `code` after CHILDREN_LEFT (the plotting processes may fork there)."""
+    return python_json(CHILDREN_LEFT + textwrap.dedent(code), timeout)
 
 
 @pytest.mark.slow
@@ -72,7 +52,8 @@ def test_parallel_report_is_the_in_process_report(phase_sweep, tmp_path):
         print(json.dumps({{"plotting": plotting}}))
     """)
     assert out["plotting"] == []
-    problems = _compare_reports().compare(tmp_path / "one", tmp_path / "par", png_tol=0.0)
+    compare = benchmark_module("compare_reports").compare
+    problems = compare(tmp_path / "one", tmp_path / "par", png_tol=0.0)
     assert problems == []
     pngs = sorted(p.name for p in (tmp_path / "par" / "figures").glob("*.png"))
     assert "spectrum.png" in pngs and any(p.startswith("phase_") for p in pngs)

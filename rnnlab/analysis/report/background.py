@@ -14,17 +14,14 @@ ReportError. The child is in its own process group and is killed when the parent
 from __future__ import annotations
 
 import mmap
-import os
 import pickle
-import signal
 import struct
-import sys
-import threading
 import time
 import traceback
 from multiprocessing.connection import Pipe
 from typing import Any
 
+from rnnlab.analysis.report.forks import end_group, fork_group, fork_safe
 from rnnlab.errors import ReportError
 
 __all__ = ["Background"]
@@ -50,30 +47,21 @@ def _progress_callback(shared: mmap.mmap):
     return SharedProgress()
 
 
-def _child(lazy: Any, scheduler: str, conn, shared: mmap.mmap) -> None:
+def _compute(lazy: Any, scheduler: str, conn, shared: mmap.mmap) -> None:
+    """The child: compute `lazy` and send back the result, or the exception it raised."""
     from rnnlab.analysis.compute import compute
 
-    code = 0
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills us
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         with _progress_callback(shared):
             result = compute(lazy, scheduler=scheduler, progress=False)
-        conn.send_bytes(pickle.dumps(("ok", result), protocol=pickle.HIGHEST_PROTOCOL))
+        message = pickle.dumps(("ok", result), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as err:  # noqa: BLE001 (anything: reported to the parent, which raises it)
         try:
             message = pickle.dumps(("error", err))
             pickle.loads(message)  # an exception that cannot be rebuilt goes as text
         except Exception:
             message = pickle.dumps(("text", traceback.format_exc()))
-        try:
-            conn.send_bytes(message)
-        except OSError:
-            code = 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    conn.send_bytes(message)
 
 
 def _bar(done: int, total: int, elapsed: float, width: int = 40) -> str:
@@ -99,24 +87,12 @@ class Background:
         """Fork a process that computes `lazy`, or None where computing it here is the better
         choice: no fork, threads running (a fork copies their held locks), a scheduler that
         is not one of this process's own (processes, a cluster)."""
-        if not isinstance(scheduler, str) or scheduler not in LOCAL_IN_PROCESS:
-            return None
-        if not hasattr(os, "fork") or threading.active_count() > 1:
+        if not isinstance(scheduler, str) or scheduler not in LOCAL_IN_PROCESS or not fork_safe():
             return None
         shared = mmap.mmap(-1, _COUNTS.size)
         shared[:] = _COUNTS.pack(0, 0)
         receive, send = Pipe(duplex=False)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            os.setpgid(0, 0)
-            receive.close()
-            _child(lazy, scheduler, send, shared)
-        try:
-            os.setpgid(pid, pid)
-        except OSError:  # the child set it already, or has exited
-            pass
+        pid = fork_group(_compute, lazy, scheduler, send, shared, close=(receive,))
         send.close()
         return cls(pid, receive, shared)
 
@@ -136,7 +112,7 @@ class Background:
                 "the process computing the network analyses ended unexpectedly"
             ) from err
         finally:
-            self._reap()
+            self.close()  # (it has sent all it will)
         kind, value = pickle.loads(payload)
         if progress:
             total = self.progress()[1]
@@ -147,23 +123,13 @@ class Background:
             raise RuntimeError(f"computing the network analyses failed:\n{value}")
         return value
 
-    def _reap(self) -> None:
-        self.conn.close()
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
-        self.pid = None
-
     def close(self) -> None:
-        """Kill the process if it still runs (the parent is leaving early) and reap it."""
+        """End the process, at once if it still runs (the parent is leaving early), and reap it."""
         if self.pid is None:
             return
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self._reap()
+        self.conn.close()
+        end_group(self.pid)
+        self.pid = None
 
     def __enter__(self) -> Background:
         return self

@@ -42,7 +42,7 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure as bokeh_figure
 
-from rnnlab.analysis.report.style import path_arrays
+from rnnlab.analysis.report.style import bokeh_options, path_arrays
 
 __all__ = ["draw", "drawable", "layer_data", "layers_of"]
 
@@ -58,10 +58,6 @@ DASHES = {"solid": [], "dashed": [6], "dotted": [2, 4], "dotdash": [2, 4, 6, 4],
 LEGEND_PLOTS = (hv.Points, hv.Scatter, hv.Path)
 # legend positions outside the frame: the side of the figure HoloViews puts them on
 OUTSIDE = {"right": "right", "left": "left", "top": "above", "bottom": "below"}
-
-
-def _opts(el, group: str) -> dict:
-    return hv.Store.lookup_options("bokeh", el, group).kwargs
 
 
 def layers_of(obj) -> list:
@@ -85,7 +81,7 @@ def drawable(obj) -> bool:
             if type(el) not in PADDING:
                 return False
             if isinstance(el, hv.Points | hv.Scatter) and _color_dim(el) is None:
-                color = _opts(el, "style").get("color")
+                color = bokeh_options(el, "style").get("color")
                 if isinstance(color, str) and not color.startswith("#") and el.get_dimension(color):
                     return False
     return True
@@ -106,7 +102,7 @@ def _is_heatmap(layers: list) -> bool:
 
 def _color_dim(el) -> str | None:
     """The dimension a Points/Scatter layer is coloured by (its `color` option names one)."""
-    color = _opts(el, "style").get("color")
+    color = bokeh_options(el, "style").get("color")
     if isinstance(color, str) and len(el.dimensions()) > 2 and el.get_dimension(color) is not None:
         return el.get_dimension(color).name
     return None
@@ -151,11 +147,11 @@ def layer_data(el) -> dict[str, np.ndarray | list]:
     return data
 
 
-def _extent(el, log: bool) -> tuple[list[float], list[float]]:
-    """Finite data values of a layer along x and y (positive ones along a log y axis)."""
+def _extent(el, data: dict, log: bool) -> tuple[list[float], list[float]]:
+    """The least and greatest finite values of a layer (its `layer_data`) along x and y
+    (positive ones along a log y axis); annotations and categories have none."""
     if isinstance(el, hv.Text | hv.HeatMap | hv.Labels):
         return [], []
-    data = layer_data(el)
     if isinstance(el, hv.Path):
         xs, ys = np.concatenate([[], *data["xs"]]), np.concatenate([[], *data["ys"]])
     elif isinstance(el, hv.ErrorBars):
@@ -195,29 +191,31 @@ def _limit(lo: float, hi: float, lim) -> tuple[float, float]:
     return (float(lim_lo) if finite[0] else lo), (float(lim_hi) if finite[1] else hi)
 
 
-def _padding(frame, plot: dict):
+def _padding(first, plot: dict):
     """The padding HoloViews applies: the frame's option, else the first layer's (its plot
     class default when it has none)."""
     if plot.get("padding") is not None:
         return plot["padding"]
-    for el in layers_of(frame):
-        own = _opts(el, "plot").get("padding")
-        return own if own is not None else PADDING[type(el)]
-    return 0.1
+    own = bokeh_options(first, "plot").get("padding")
+    return own if own is not None else PADDING[type(first)]
 
 
-def ranges(frames: list, plot: dict) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """The x and y ranges of the plot of `frames` (one, or a HoloMap's), as HoloViews computes
-    them: the data range of every layer, a span of 2 around a single value, the padding (x
-    padding divided by the frame's aspect ratio when it is wider than high, y padding times it
-    otherwise), then `xlim`/`ylim`. None when a range has no finite value."""
+def ranges(
+    obj, plot: dict, data: list[dict] | None = None
+) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """The x and y ranges of the plot of `obj` (its layers' `layer_data`: `data`, when already
+    made), as HoloViews computes them: the data range of every layer, a span of 2 around a
+    single value, the padding (x padding divided by the frame's aspect ratio when it is wider
+    than high, y padding times it otherwise), then `xlim`/`ylim`. None when a range has no
+    finite value."""
     logy = bool(plot.get("logy"))
+    layers = layers_of(obj)
+    data = data if data is not None else [layer_data(el) for el in layers]
     xs, ys = [], []
-    for frame in frames:
-        for el in layers_of(frame):
-            x, y = _extent(el, logy)
-            xs += x
-            ys += y
+    for el, columns in zip(layers, data, strict=True):
+        x, y = _extent(el, columns, logy)
+        xs += x
+        ys += y
     lims = (plot.get("xlim"), plot.get("ylim"))
     if not xs or not ys:
         if all(lim is not None and all(v is not None for v in lim) for lim in lims):
@@ -228,7 +226,7 @@ def ranges(frames: list, plot: dict) -> tuple[tuple[float, float], tuple[float, 
         x0, x1 = x0 - DEFAULT_SPAN, x1 + DEFAULT_SPAN
     if y0 == y1:
         y0, y1 = y0 - DEFAULT_SPAN, y1 + DEFAULT_SPAN
-    pad = _padding(frames[0], plot)
+    pad = _padding(layers[0], plot)
     xpad, ypad = pad if isinstance(pad, tuple) else (pad, pad)
     aspect = plot.get("frame_width", 420) / plot.get("frame_height", 280)
     if aspect > 1:
@@ -311,7 +309,7 @@ def _colorbar(fig, mapper: LinearColorMapper, title: str) -> None:
 
 def _heatmap(fig, el, source, style) -> GlyphRenderer:
     """Cells as rectangles coloured on the `clim` scale (else the data's), NaN white."""
-    plot = _opts(el, "plot")
+    plot = bokeh_options(el, "plot")
     z = np.asarray(source.data["z"], float)
     low, high = plot.get("clim") or (np.nanmin(z), np.nanmax(z))
     mapper = LinearColorMapper(palette=_palette(style.get("cmap", "viridis")), low=low,
@@ -374,18 +372,19 @@ def _tools() -> tuple[list, PanTool, WheelZoomTool]:
     return [wheel, SaveTool(), pan, BoxZoomTool(), ResetTool()], pan, wheel
 
 
-def draw(obj, frames: list | None = None) -> tuple[object, list[ColumnDataSource | None]]:
+def draw(obj) -> tuple[object, list[ColumnDataSource]]:
     """A bokeh figure of `obj` (an Overlay or element that `drawable` accepts) and the data
-    source of each layer; its ranges span `frames` (a HoloMap's) when given, else `obj`."""
-    plot = _opts(obj, "plot")
+    source of each layer."""
+    plot = bokeh_options(obj, "plot")
     layers = layers_of(obj)
+    data = [layer_data(el) for el in layers]
     if isinstance(layers[0], hv.HeatMap):  # categories along both axes, HoloViews' order
         grid = layers[0].gridded
         x_range = FactorRange(factors=list(map(str, grid.dimension_values(0, False))))
         y_factors = list(map(str, grid.dimension_values(1, False)))
         y_range = FactorRange(factors=y_factors[::-1] if plot.get("invert_yaxis") else y_factors)
     else:
-        span = ranges(frames or [obj], plot)
+        span = ranges(obj, plot, data)
         if span is None:
             raise ValueError("no finite data to range the plot")
         (x0, x1), (y0, y1) = span
@@ -418,16 +417,16 @@ def draw(obj, frames: list | None = None) -> tuple[object, list[ColumnDataSource
         if plot.get(name) is not None:
             _ticks(fig.xaxis[0] if name == "xticks" else fig.yaxis[0], plot[name])
     sources, items = [], {}
-    for el in layers:
-        source = ColumnDataSource(layer_data(el))
+    for el, columns in zip(layers, data, strict=True):
+        source = ColumnDataSource(columns)
         sources.append(source)
-        renderer = _DRAW[type(el)](fig, el, source, _opts(el, "style"))
+        renderer = _DRAW[type(el)](fig, el, source, bokeh_options(el, "style"))
         if renderer is None:
             continue
         fig.renderers.append(renderer)
         if el.label and not isinstance(el, hv.Text | hv.Labels | hv.HeatMap):
             items.setdefault(el.label, []).append(renderer)
-    _legend(fig, plot, items, layers_of(obj))
+    _legend(fig, plot, items, layers)
     return fig, sources
 
 

@@ -79,9 +79,9 @@ def analyze_archives(
             base, later = analyze_in_steps(ds, rank=rank, k=clusters, network=opts)
             # ... in a process of their own, where the scheduler is this process's: then they
             # and the others no longer share one core (report/background.py)
-            network = Background.start(later, scheduler) if later is not None else None
-            if network is not None:
-                stack.enter_context(network)
+            network_job = Background.start(later, scheduler) if later is not None else None
+            if network_job is not None:
+                stack.enter_context(network_job)
             results = compute(base, scheduler=scheduler, progress=progress)
         outdir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
@@ -96,8 +96,8 @@ def analyze_archives(
                     if progress:
                         print(f"re-simulating the networks on {n_trials} fresh trials",
                               file=sys.stderr)  # fmt: skip
-                    if network is not None:
-                        later = network.result(progress=progress)
+                    if network_job is not None:
+                        later = network_job.result(progress=progress)
                     else:
                         later = compute(later, scheduler=scheduler, progress=progress)
                 results = join_results(results, later)

@@ -183,19 +183,20 @@ def spectrum_frames(archive: xr.Dataset, results: xr.Dataset, *, max_frames: int
             task.append(complex(lam[i]) if np.isfinite(lam[i]) else complex(np.nan, np.nan))
         return (eigvals[i, j], *(v[i, j] for v in values), float(radii[i])), task
 
+    def title(key) -> str:
+        return f"Spectrum of J, {key[0]}, epoch {key[1]}"
+
     def frame(key) -> hv.Overlay:
         data, task = args(key)
         extra = [points([z], "λ_task (Kalman pole, linear theory)", "#2ca02c", 16, "diamond")
                  for z in task]  # fmt: skip
-        title = f"Spectrum of J, {key[0]}, epoch {key[1]}"
-        return plots.spectrum_frame(*data, title=title, lims=lims, extra=extra, rank=rank)
+        return plots.spectrum_frame(*data, title=title(key), lims=lims, extra=extra, rank=rank)
 
     def data(key) -> list[dict]:
         data, task = args(key)
         return plots.spectrum_frame_data(*data, lims=lims, extra=[[z] for z in task])
 
-    titles = [f"Spectrum of J, {name}, epoch {e}" for name, e in where]
-    return Frames([MEMBER, EPOCH], list(where), titles, frame, data)
+    return Frames([MEMBER, EPOCH], list(where), [title(k) for k in where], frame, data)
 
 
 def block_heatmaps(results: xr.Dataset, var: str = "block_J") -> hv.HoloMap:

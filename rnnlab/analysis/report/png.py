@@ -22,6 +22,7 @@ from rnnlab.analysis.report.style import (
     MPL_MARKERS,
     PT_PER_PX,
     SEED_COLORS,
+    bokeh_options,
     figure_inches,
     path_arrays,
 )
@@ -44,10 +45,6 @@ _INSIDE = {
 }
 
 
-def _options(el: hv.core.Dimensioned, group: str) -> dict:
-    return hv.Store.lookup_options("bokeh", el, group).kwargs
-
-
 def _dash(name: object) -> str:
     name = str(name or "solid")
     return MPL_DASH[_PATTERNS.get(name, name)]
@@ -62,19 +59,19 @@ def _line(opts: dict) -> dict:
 
 def _curve(ax, el: hv.Curve) -> None:
     ax.plot(el.dimension_values(0), el.dimension_values(1), label=el.label or None,
-            **_line(_options(el, "style")))  # fmt: skip
+            **_line(bokeh_options(el, "style")))  # fmt: skip
 
 
 def _path(ax, el: hv.Path) -> None:
     from matplotlib.collections import LineCollection
 
-    lines = path_arrays(el)
-    ax.add_collection(LineCollection(lines, **_line(_options(el, "style"))))  # a Line2D's kwargs
+    style = _line(bokeh_options(el, "style"))  # a Line2D's kwargs, which a LineCollection takes
+    ax.add_collection(LineCollection(path_arrays(el), **style))
     ax.autoscale_view()
 
 
 def _points(ax, el: hv.Points | hv.Scatter) -> None:
-    opts = _options(el, "style")
+    opts = bokeh_options(el, "style")
     color = opts.get("color", _COLOR)
     if isinstance(color, str) and color in [d.name for d in el.dimensions()]:
         raise ReportError(f"png: points coloured by {color!r} are not drawn here")
@@ -86,7 +83,7 @@ def _points(ax, el: hv.Points | hv.Scatter) -> None:
 
 
 def _errorbars(ax, el: hv.ErrorBars) -> None:
-    opts = _options(el, "style")
+    opts = bokeh_options(el, "style")
     color = opts.get("color", _COLOR)
     ax.errorbar(el.dimension_values(0), el.dimension_values(1), yerr=el.dimension_values(2),
                 fmt="none", ecolor=color, elinewidth=PT_PER_PX * float(opts.get("line_width", 1)),
@@ -94,7 +91,7 @@ def _errorbars(ax, el: hv.ErrorBars) -> None:
 
 
 def _text(ax, el: hv.Text) -> None:
-    opts = _options(el, "style")
+    opts = bokeh_options(el, "style")
     ax.text(el.x, el.y, el.text, color=opts.get("text_color", opts.get("color", "black")),
             ha="center", va="center", fontsize=el.fontsize or 12)  # fmt: skip
 
@@ -119,7 +116,7 @@ def draw(obj: hv.core.Dimensioned):
     for layer in layers:
         if type(layer) not in _DRAW:
             raise ReportError(f"png: cannot draw a {type(layer).__name__} layer")
-    plot = _options(obj, "plot")
+    plot = bokeh_options(obj, "plot")
     legend = plot.get("legend_position", "top_right") if plot.get("show_legend", True) else None
     fw, fh = plot.get("frame_width", 420), plot.get("frame_height", 280)
     fig = Figure(figsize=figure_inches(fw, fh, legend == "right"))

@@ -67,6 +67,12 @@ def has_matplotlib() -> bool:
     return "matplotlib" in hv.Store.renderers
 
 
+def bokeh_options(el: hv.core.Dimensioned, group: str) -> dict:
+    """The bokeh options of `group` ("style" or "plot") that `el` carries, as the page
+    (bokeh_draw.py) and the PNGs (png.py) are drawn from them."""
+    return hv.Store.lookup_options("bokeh", el, group).kwargs
+
+
 def figure_inches(frame_width: int, frame_height: int, legend_outside: bool) -> tuple:
     """A matplotlib figure size (inches) around a frame of that many pixels, with room for the
     axis labels and, at the right, a legend outside the frame."""

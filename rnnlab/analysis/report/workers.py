@@ -25,14 +25,12 @@ from __future__ import annotations
 import gc
 import os
 import pickle
-import signal
-import sys
-import threading
 import traceback
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rnnlab.analysis.report.forks import end_group, fork_group, fork_safe, run_child
 from rnnlab.errors import ReportError
 
 if TYPE_CHECKING:
@@ -102,24 +100,6 @@ def _serve(conn: Connection, index: int) -> None:
             return
 
 
-def _child(main, *args) -> None:
-    """Run main(*args) in a forked child and leave without the parent's exit handlers."""
-    code = 0
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills us
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (`rnnlab run`)
-        main(*args)
-    except (EOFError, ConnectionError):  # the parent has gone: nothing to say, nobody to say it
-        code = 1
-    except BaseException:  # noqa: BLE001 (anything: the child must not return into the parent)
-        traceback.print_exc()
-        code = 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
 def _first(conns: list[Connection], png: bool) -> None:
     """The first plotting process: import, fork the second (it inherits the imports and the
     priority), serve."""
@@ -139,7 +119,7 @@ def _first(conns: list[Connection], png: bool) -> None:
     pid = os.fork()
     if pid == 0:
         conns[0].close()
-        _child(_serve, conns[1], 1)
+        run_child(_serve, conns[1], 1)
     conns[1].close()
     _serve(conns[0], 0)
     # closed before waiting: after a failure the parent may still send the final inputs, which
@@ -159,7 +139,7 @@ class RenderWorkers:
     def start(cls, png: bool = True) -> RenderWorkers | None:
         """Fork the plotting processes, or None where rendering in-process is the better choice:
         no fork (not POSIX), threads running here (a fork copies their held locks), one core."""
-        if not hasattr(os, "fork") or threading.active_count() > 1 or usable_cores() < 2:
+        if not fork_safe() or usable_cores() < 2:
             return None
         # xarray imports dask.array the first time it makes an array while dask is installed:
         # this process when it opens the archive, and each plotting process again when it builds
@@ -167,18 +147,8 @@ class RenderWorkers:
         import dask.array  # noqa: F401
 
         pairs = [Pipe() for _ in range(2)]
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            os.setpgid(0, 0)  # its own group (also set from here below: whichever runs first)
-            for parent_end, _ in pairs:
-                parent_end.close()
-            _child(_first, [child_end for _, child_end in pairs], png)
-        try:
-            os.setpgid(pid, pid)
-        except OSError:  # the child set it already, or has exited
-            pass
+        pid = fork_group(_first, [child_end for _, child_end in pairs], png,
+                         close=tuple(parent_end for parent_end, _ in pairs))  # fmt: skip
         for _, child_end in pairs:
             child_end.close()
         return cls(pid, [parent_end for parent_end, _ in pairs])
@@ -243,14 +213,7 @@ class RenderWorkers:
         for conn in self.conns:
             self._send(conn, None)
             conn.close()
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
+        end_group(self.pid)
 
     def __enter__(self) -> RenderWorkers:
         return self
