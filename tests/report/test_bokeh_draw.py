@@ -4,6 +4,8 @@ legend, colour bar): every figure of a report, and random overlays (hypothesis).
 
 from __future__ import annotations
 
+import contextlib
+
 import holoviews as hv
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_report import inloop_results, make_archive, make_results
 
-from rnnlab.analysis.report import bokeh_draw, build, page, widgets
+from rnnlab.analysis.report import bokeh_draw, build, options, page, widgets
 from rnnlab.analysis.report import style as plot_style
 from rnnlab.analysis.report.inputs import report_inputs
 
@@ -160,7 +162,9 @@ def test_random_overlays_are_what_holoviews_draws(fig):
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
     """report.html of the same inputs drawn directly, by HoloViews alone (bokeh_draw told it
-    draws nothing), and drawn directly from results with moved outliers."""
+    draws nothing) from figures built for HoloViews or, as the page's are, for direct drawing
+    (options.py: given to HoloViews before it draws them), and drawn directly from results with
+    moved outliers."""
     ds = make_archive()
     res = make_results(ds)
     res = res.merge(inloop_results(ds, res), compat="override")
@@ -171,9 +175,11 @@ def pages(tmp_path_factory):
     build.write_report(ds, moved, out / "moved", png=False, quiet=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(bokeh_draw, "drawable", lambda obj: False)
+        build.write_report(ds, res, out / "given", png=False, quiet=True)
+        mp.setattr(options, "direct_drawing", contextlib.nullcontext)
         build.write_report(ds, res, out / "holoviews", png=False, quiet=True)
     return {k: (out / k / "report.html").read_text(encoding="utf-8") for k in
-            ("direct", "holoviews", "moved")}  # fmt: skip
+            ("direct", "holoviews", "given", "moved")}  # fmt: skip
 
 
 def test_the_page_drawn_directly_shows_what_holoviews_draws(pages):
@@ -181,6 +187,10 @@ def test_the_page_drawn_directly_shows_what_holoviews_draws(pages):
     the same content either way (benchmarks/figure_content.py), though not the same models."""
     assert pages["direct"] != pages["holoviews"]
     assert content.compare_pages(pages["holoviews"], pages["direct"]) == []
+
+
+def test_holoviews_draws_the_page_alike_with_the_options_given_to_it(pages):
+    assert content.compare_pages(pages["holoviews"], pages["given"]) == []
 
 
 def test_a_different_figure_is_a_difference(pages):

@@ -42,6 +42,7 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure as bokeh_figure
 
+from rnnlab.analysis.report.options import palette
 from rnnlab.analysis.report.style import bokeh_options, path_arrays
 
 __all__ = ["draw", "drawable", "layer_data", "layers_of"]
@@ -133,7 +134,7 @@ def layer_data(el) -> dict[str, np.ndarray | list]:
     if isinstance(el, hv.Text):
         return {"x": np.array([el.x]), "y": np.array([el.y]), "text": [el.text]}
     if isinstance(el, hv.HeatMap):  # its cells on HoloViews' grid of the categories
-        grid = el.gridded
+        grid = _gridded(el)
         return {"x": list(map(str, grid.dimension_values(0))),
                 "y": list(map(str, grid.dimension_values(1))),
                 "z": np.asarray(grid.dimension_values(2), float)}  # fmt: skip
@@ -145,6 +146,14 @@ def layer_data(el) -> dict[str, np.ndarray | list]:
     if isinstance(el, hv.Points | hv.Scatter) and (dim := _color_dim(el)) is not None:
         data["color"] = _values(el, dim)
     return data
+
+
+def _gridded(el: hv.HeatMap) -> hv.HeatMap:
+    """A HeatMap's cells on its grid of categories: its `gridded`, without the `.apply` that
+    operation goes through (which imports panel, ~0.3 s: see options.py)."""
+    from holoviews.operation.element import categorical_aggregate2d
+
+    return categorical_aggregate2d.instance().process_element(el, None)
 
 
 def _extent(el, data: dict, log: bool) -> tuple[list[float], list[float]]:
@@ -286,7 +295,7 @@ def _points(fig, el, source, style) -> GlyphRenderer:
     color = style.get("color", "#30a2da")
     if "color" in source.data:
         low, high = np.nanmin(source.data["color"]), np.nanmax(source.data["color"])
-        mapper = LinearColorMapper(palette=_palette(style.get("cmap", "viridis")), low=low,
+        mapper = LinearColorMapper(palette=palette(style.get("cmap", "viridis")), low=low,
                                    high=high)  # fmt: skip
         color = {"field": "color", "transform": mapper}
         _colorbar(fig, mapper, el.get_dimension(_color_dim(el)).pprint_label)
@@ -312,7 +321,7 @@ def _heatmap(fig, el, source, style) -> GlyphRenderer:
     plot = bokeh_options(el, "plot")
     z = np.asarray(source.data["z"], float)
     low, high = plot.get("clim") or (np.nanmin(z), np.nanmax(z))
-    mapper = LinearColorMapper(palette=_palette(style.get("cmap", "viridis")), low=low,
+    mapper = LinearColorMapper(palette=palette(style.get("cmap", "viridis")), low=low,
                                high=high, nan_color="white")  # fmt: skip
     if plot.get("colorbar"):
         _colorbar(fig, mapper, el.vdims[0].pprint_label)
@@ -328,12 +337,6 @@ def _labels(fig, el, source, style) -> GlyphRenderer:
              "text_baseline": "middle"}  # fmt: skip
     muted = Text(x="x", y="y", text="text", **props, text_alpha=MUTED_ALPHA)
     return _renderer(source, Text(x="x", y="y", text="text", **props), muted)
-
-
-def _palette(cmap: str) -> list[str]:
-    from holoviews.plotting.util import process_cmap
-
-    return process_cmap(cmap, 256)
 
 
 def _errorbars(fig, el, source, style) -> None:
@@ -379,7 +382,7 @@ def draw(obj) -> tuple[object, list[ColumnDataSource]]:
     layers = layers_of(obj)
     data = [layer_data(el) for el in layers]
     if isinstance(layers[0], hv.HeatMap):  # categories along both axes, HoloViews' order
-        grid = layers[0].gridded
+        grid = _gridded(layers[0])
         x_range = FactorRange(factors=list(map(str, grid.dimension_values(0, False))))
         y_factors = list(map(str, grid.dimension_values(1, False)))
         y_range = FactorRange(factors=y_factors[::-1] if plot.get("invert_yaxis") else y_factors)

@@ -20,7 +20,7 @@ import xarray as xr
 
 from rnnlab.analysis.report import figures as plots
 from rnnlab.analysis.report import headline as summary
-from rnnlab.analysis.report import inloop_figures, phase, png, verdict
+from rnnlab.analysis.report import inloop_figures, options, phase, png, verdict
 from rnnlab.analysis.report.inputs import prepare_outdir, report_inputs
 from rnnlab.analysis.report.page import (
     PagePart,
@@ -147,11 +147,12 @@ class GroupRenderer:
         names = [n for n in names if late or n not in LATE_FIGURES]
         if not names:
             return
-        figs = {name: makers[name]() for name in names}
-        self.parts.append(serialize_part(bokeh_roots(figs)))
+        with options.direct_drawing():  # no HoloViews bokeh backend needed (options.py)
+            figs = {name: makers[name]() for name in names}
+            self.parts.append(serialize_part(bokeh_roots(figs)))
+            if self.figdir is not None:
+                self.pngs.update(write_pngs(figs, self.figdir))
         self.drawn.update(names)
-        if self.figdir is not None:
-            self.pngs.update(write_pngs(figs, self.figdir))
 
 
 def render_group(

@@ -273,9 +273,9 @@ def ladder(results: xr.Dataset) -> hv.Overlay:
         tol = float(res["ladder_tol"].values[i][k])
         layers.append(hline(tol, 0, x[-1], "finite-N spread" if i == 0 else "", c, "dashed"))
     if not layers:  # say so rather than draw an empty frame
-        layers.append(hv.Curve(([0, x[-1]], [1e-3, 1.0]), "R", "dist").opts(alpha=0))
+        layers.append(style(hv.Curve(([0, x[-1]], [1e-3, 1.0]), "R", "dist"), alpha=0))
         text = hv.Text(x[-1] / 2, 0.03, "no outlier outside the bulk edge", fontsize=12)
-        layers.append(text.opts(color="#555555", backend="bokeh"))
+        layers.append(both(text, {"color": "#555555"}, {"color": "#555555"}))
     epoch = int(results["eval_epoch"].values[-1])
     return frame(
         hv.Overlay(layers),
@@ -308,7 +308,7 @@ def fixed_points(results: xr.Dataset) -> hv.Overlay:
             xs, ys = np.broadcast_to(xi[:, None], pos.shape)[sel], pos[sel]
             pts = style(hv.Scatter((xs, ys), EPOCH, "u1", label=lab), color=c, marker=marker,
                         size=9 if flag else 13)  # fmt: skip
-            into.append(pts.opts(line_width=1 if flag else 3, backend="bokeh"))
+            into.append(both(pts, {"line_width": 1 if flag else 3}, {}))
     return epoch_frame(
         stable_layers + unstable_layers,
         title=f"Fixed points at input {float(res['u_const']):g} along u_1 (×: unstable)",

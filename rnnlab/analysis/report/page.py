@@ -33,7 +33,7 @@ from bokeh.resources import Resources
 from bokeh.settings import settings
 from bokeh.util.serialization import make_globally_unique_css_safe_id
 
-from rnnlab.analysis.report import bokeh_draw
+from rnnlab.analysis.report import bokeh_draw, options
 from rnnlab.analysis.report import headline as summary
 from rnnlab.analysis.report.inloop_figures import INLOOP_SECTION
 from rnnlab.analysis.report.widgets import Frames, _tidy, embed_holomap
@@ -126,7 +126,7 @@ def _draw(obj):
             return bokeh_draw.draw(obj)[0]
         except ValueError:  # nothing finite to range the plot: HoloViews decides
             pass
-    return hv.render(obj, backend="bokeh")
+    return hv.render(options.to_holoviews(obj), backend="bokeh")
 
 
 def page_document(roots: list) -> Document:

@@ -4,10 +4,12 @@
 title, labels, frame size) into bokeh options (report.html; the PNGs are drawn from the same
 options by png.py) and, for a notebook, matplotlib options.
 
-Options go to the backends that are loaded: bokeh always (imported here: the page), matplotlib
-once `use_matplotlib()` has loaded HoloViews' matplotlib backend (matplotlib.pyplot and all,
-0.4-0.8 s), for `hv.save(fig, backend="matplotlib")` in a notebook; the report does not load it.
-A figure built before that carries no matplotlib options.
+Options go to HoloViews for the backends that are loaded: bokeh always (loaded by the first
+figure styled), matplotlib once `use_matplotlib()` has loaded HoloViews' matplotlib backend
+(matplotlib.pyplot and all, 0.4-0.8 s), for `hv.save(fig, backend="matplotlib")` in a notebook;
+the report does not load it. A figure built before that carries no matplotlib options. The
+report's own figures are built inside `options.direct_drawing()`: their bokeh options are kept
+in options.py, without HoloViews' bokeh backend, and `bokeh_options` reads them either way.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from __future__ import annotations
 from typing import TypeVar
 
 import holoviews as hv
-import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options)
 import numpy as np
 import xarray as xr
+
+from rnnlab.analysis.report import options
 
 V = TypeVar("V", bound=hv.core.Dimensioned)
 
@@ -69,8 +72,9 @@ def has_matplotlib() -> bool:
 
 def bokeh_options(el: hv.core.Dimensioned, group: str) -> dict:
     """The bokeh options of `group` ("style" or "plot") that `el` carries, as the page
-    (bokeh_draw.py) and the PNGs (png.py) are drawn from them."""
-    return hv.Store.lookup_options("bokeh", el, group).kwargs
+    (bokeh_draw.py) and the PNGs (png.py) are drawn from them: HoloViews' or options.py's."""
+    kept = options.lookup(el, group)
+    return kept if kept is not None else hv.Store.lookup_options("bokeh", el, group).kwargs
 
 
 def figure_inches(frame_width: int, frame_height: int, legend_outside: bool) -> tuple:
@@ -105,7 +109,12 @@ def both(el: V, bokeh: dict, matplotlib: dict) -> V:
 
     Options given to a fresh Overlay apply to the Overlay alone, yet HoloViews copies the
     options tree of every layer before finding that out (~3 ms per plot, 60 plots): an empty
-    Overlay is styled instead and `el` takes its options tree (figures() 0.75 -> 0.6 s)."""
+    Overlay is styled instead and `el` takes its options tree (figures() 0.75 -> 0.6 s).
+
+    Inside `options.direct_drawing()`, the bokeh options are kept by options.py instead."""
+    if options.drawing_directly():
+        return options.record(el, bokeh)
+    options.load_bokeh()  # HoloViews takes options only for a loaded backend
     mpl = matplotlib if has_matplotlib() else None
     if type(el) is hv.Overlay and el.id is None:
         blank = _opts(hv.Overlay([], group=el.group, label=el.label), bokeh, mpl)

@@ -16,7 +16,8 @@ import numpy as np
 from bokeh.layouts import column, row
 from bokeh.models import Column, ColumnDataSource, CustomJS, CustomJSTickFormatter, Select, Slider
 
-from rnnlab.analysis.report import bokeh_draw
+from rnnlab.analysis.report import bokeh_draw, options
+from rnnlab.analysis.report.style import bokeh_options
 
 __all__ = ["Frames", "embed_holomap"]
 
@@ -51,7 +52,7 @@ class Frames:
     @classmethod
     def of_holomap(cls, hmap: hv.HoloMap) -> Frames:
         keys = list(hmap.keys())
-        titles = [str(hmap[k].opts.get().kwargs.get("title", "")) for k in keys]
+        titles = [str(bokeh_options(hmap[k], "plot").get("title", "")) for k in keys]
 
         def frame_data(key) -> list[dict]:
             return [bokeh_draw.layer_data(el) for el in bokeh_draw.layers_of(hmap[key])]
@@ -169,7 +170,7 @@ def embed_holomap(obj: hv.HoloMap | Frames, name: str) -> Column:
     else:
         # plot one frame through HoloViews (it carries the HoloMap's options) and read every
         # frame's data; or, where the frames differ in their layers, plot every frame
-        hmap = obj if isinstance(obj, hv.HoloMap) else obj.holomap()
+        hmap = options.to_holoviews(obj if isinstance(obj, hv.HoloMap) else obj.holomap())
         plot = hv.renderer("bokeh").get_plot(hmap.clone({raw_keys[0]: hmap[raw_keys[0]]}))
         fast = _fast_frames(hmap, raw_keys, plot)
         if fast is not None:
