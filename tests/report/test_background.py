@@ -80,6 +80,52 @@ def test_network_analyses_in_the_background_are_those_computed_here(tiny_archive
     assert out["same"]
 
 
+def test_forked_before_the_archive_opens_it_computes_what_is_computed_here(tiny_archive):
+    """As `rnnlab analyze` forks it: before the archive is opened (it imports torch and the
+    kernels meanwhile), then sent the network analyses' graph: the same numbers, and none of
+    the network analyses' imports happen here."""
+    out = _python(f"""
+        import rnnlab
+        from rnnlab.analysis.report.command import NETWORK_IMPORTS
+        job = Background.fork("threads", NETWORK_IMPORTS)
+        ds = rnnlab.open_archive([{str(tiny_archive)!r}])
+        opts = {{"n_trials": 20}}
+        _, later = analyze_in_steps(ds, network=opts)
+        job.submit(later)
+        got = job.result()
+        imported_here = "torch" in sys.modules
+        here = compute(analyze(ds, network=opts), progress=False)
+        names = list(got.data_vars)
+        same = all(got[n].variable.identical(here[n].variable) for n in names)
+        print(json.dumps({{"names": names, "same": same, "torch here": imported_here}}))
+    """)
+    assert "n_fixed_points" in out["names"] and "mse" in out["names"]
+    assert out["same"] and out["torch here"] is False
+
+
+def test_an_import_that_fails_is_raised_once_the_work_arrives():
+    out = _python("""
+        job = Background.fork("sync", ("json", "no_such_module_here"))
+        job.submit(xr.Dataset({"a": ("i", da.ones(4, chunks=2))}))
+        print(json.dumps({"outcome": outcome(job)}))
+    """)
+    assert out["outcome"] == "ModuleNotFoundError: No module named 'no_such_module_here'"
+
+
+def test_a_process_given_no_work_is_ended():
+    out = _python("""
+        with Background.fork("sync", ("json",)) as job:
+            pid = job.pid
+        try:
+            os.kill(pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        print(json.dumps({"alive": alive}))
+    """)
+    assert out["alive"] is False
+
+
 def test_an_error_in_the_process_is_raised_here():
     out = _python("""
         def fail(x):
@@ -134,7 +180,8 @@ def test_not_started_where_a_fork_is_unsafe_or_pointless():
     out = _python("""
         x = lazy(2)
         answers = {"processes": Background.start(x, "processes") is None,
-                   "cluster": Background.start(x, "tcp://127.0.0.1:8786") is None}
+                   "cluster": Background.start(x, "tcp://127.0.0.1:8786") is None,
+                   "fork, processes": Background.fork("processes") is None}
         stop = threading.Event()
         thread = threading.Thread(target=stop.wait)
         thread.start()
@@ -145,7 +192,8 @@ def test_not_started_where_a_fork_is_unsafe_or_pointless():
         answers["no thread"] = job is not None and job.result() is not None
         print(json.dumps(answers))
     """)
-    assert out == {"processes": True, "cluster": True, "thread running": True, "no thread": True}
+    assert out == {"processes": True, "cluster": True, "fork, processes": True,
+                   "thread running": True, "no thread": True}  # fmt: skip
 
 
 @pytest.mark.slow
@@ -155,14 +203,15 @@ def test_analyze_computes_the_network_analyses_in_a_process_of_their_own(tiny_ar
     out = _python(f"""
         import rnnlab.analysis.report.background as bg
         from rnnlab.analysis.report.command import analyze_archives
-        started = []
-        start = bg.Background.start
-        bg.Background.start = classmethod(lambda cls, *a: started.append(1) or start(*a))
+        started, sent = [], []
+        fork, submit = bg.Background.fork, bg.Background.submit
+        bg.Background.fork = classmethod(lambda cls, *a: started.append(1) or fork(*a))
+        bg.Background.submit = lambda self, lazy: sent.append(1) or submit(self, lazy)
         analyze_archives([{str(tiny_archive)!r}], {str(tmp_path / "par")!r}, progress=False,
                          parallel=True, n_trials=20, png=False)
-        print(json.dumps({{"started": len(started)}}))
+        print(json.dumps({{"started": len(started), "sent": len(sent)}}))
     """)
-    assert out["started"] == 1
+    assert out == {"started": 1, "sent": 1}
     one = _python(f"""
         from rnnlab.analysis.report.command import analyze_archives
         analyze_archives([{str(tiny_archive)!r}], {str(tmp_path / "one")!r}, progress=False,

@@ -22,6 +22,11 @@ from rnnlab.data.paths import check_report_dir
 from rnnlab.errors import RnnlabError
 from rnnlab.runtime import fewer_collections
 
+# What the network analyses import that the others do not (torch, numba and the compiled
+# kernels): their process imports these while the archives open (netCDF4 for reopening them).
+NETWORK_IMPORTS = ("netCDF4", "torch", "rnnlab.network.tasks", "rnnlab.bptt.forward",
+                   "rnnlab.bptt.dynamics", "rnnlab.bptt.loops")  # fmt: skip
+
 
 def analyze_archives(
     archives: list[str],
@@ -67,6 +72,13 @@ def analyze_archives(
             )
         if workers is not None:
             stack.enter_context(workers)
+        # the network analyses' process, forked now: it imports torch and the compiled kernels
+        # while this one opens the archives and builds the graph (report/background.py)
+        network_job = None
+        if workers is not None and network:
+            network_job = Background.fork(scheduler, NETWORK_IMPORTS)
+            if network_job is not None:
+                stack.enter_context(network_job)
         ds = rnnlab.open_archive(archives, allow_incomplete=allow_incomplete)
         if rank > ds.sizes["neuron"]:
             raise RnnlabError(f"--rank {rank} exceeds the number of neurons {ds.sizes['neuron']}")
@@ -78,10 +90,12 @@ def analyze_archives(
         else:  # the figures without the network analyses are drawn while those compute
             base, later = analyze_in_steps(ds, rank=rank, k=clusters, network=opts)
             # ... in a process of their own, where the scheduler is this process's: then they
-            # and the others no longer share one core (report/background.py)
-            network_job = Background.start(later, scheduler) if later is not None else None
-            if network_job is not None:
-                stack.enter_context(network_job)
+            # and the others no longer share one core
+            if network_job is not None and later is not None:
+                network_job.submit(later)
+            elif network_job is not None:
+                network_job.close()
+                network_job = None
             results = compute(base, scheduler=scheduler, progress=progress)
         outdir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
