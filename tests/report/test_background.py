@@ -112,20 +112,6 @@ def test_an_import_that_fails_is_raised_once_the_work_arrives():
     assert out["outcome"] == "ModuleNotFoundError: No module named 'no_such_module_here'"
 
 
-def test_a_process_given_no_work_is_ended():
-    out = _python("""
-        with Background.fork("sync", ("json",)) as job:
-            pid = job.pid
-        try:
-            os.kill(pid, 0)
-            alive = True
-        except ProcessLookupError:
-            alive = False
-        print(json.dumps({"alive": alive}))
-    """)
-    assert out["alive"] is False
-
-
 def test_an_error_in_the_process_is_raised_here():
     out = _python("""
         def fail(x):
@@ -148,16 +134,21 @@ def test_a_process_that_dies_is_one_clear_error():
     )
 
 
-def test_leaving_early_kills_the_process():
-    out = _python("""
-        with Background.start(lazy_calls(slow, 2), "sync") as job:
+@pytest.mark.parametrize(
+    "job",
+    ['Background.start(lazy_calls(slow, 2), "sync")',  # busy
+     'Background.fork("sync", ("json",))'],  # forked early and given no work
+)  # fmt: skip
+def test_leaving_early_kills_the_process(job):
+    out = _python(f"""
+        with {job} as job:
             pid = job.pid
         try:
             os.kill(pid, 0)
             alive = True
         except ProcessLookupError:
             alive = False
-        print(json.dumps({"alive": alive}))
+        print(json.dumps({{"alive": alive}}))
     """)
     assert out["alive"] is False  # killed and reaped
 
