@@ -12,7 +12,7 @@ import pytest
 from conftest import benchmark_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_report import inloop_results, make_archive, make_results
+from test_report import make_archive, make_results
 
 from rnnlab.analysis.report import bokeh_draw, build, options, page, widgets
 from rnnlab.analysis.report import style as plot_style
@@ -26,7 +26,7 @@ summary, assert_same = content.summary, content.assert_same
 def figures():
     ds = make_archive()
     res = make_results(ds)
-    _, arch, res = report_inputs(ds, res.merge(inloop_results(ds, res), compat="override"))
+    _, arch, res = report_inputs(ds, res)
     return {name: make() for name, make in build.figure_makers(arch, res).items()}
 
 
@@ -167,7 +167,6 @@ def pages(tmp_path_factory):
     moved outliers."""
     ds = make_archive()
     res = make_results(ds)
-    res = res.merge(inloop_results(ds, res), compat="override")
     out = tmp_path_factory.mktemp("pages")
     build.write_report(ds, res, out / "direct", png=False, quiet=True)
     moved = res.copy()

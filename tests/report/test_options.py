@@ -13,7 +13,7 @@ import pytest
 from conftest import benchmark_module
 from holoviews.plotting.util import process_cmap
 from test_phase import synthetic
-from test_report import inloop_results, make_archive, make_results
+from test_report import make_archive, make_results
 
 from rnnlab.analysis.report import build, inloop_figures, inputs, options, page, phase, widgets
 from rnnlab.analysis.report import style as plot_style
@@ -43,7 +43,7 @@ def _parts(fig) -> list:
 def _report_makers():
     ds = make_archive()
     res = make_results(ds)
-    _, arch, res = report_inputs(ds, res.merge(inloop_results(ds, res), compat="override"))
+    _, arch, res = report_inputs(ds, res)
     makers = dict(build.figure_makers(arch, res))
     archive, results, *_ = synthetic()
     makers.update(phase.plot_makers(inputs.phase_data(archive, results)))
@@ -139,12 +139,10 @@ def test_holoviews_draws_what_it_must_with_the_options_kept_here():
 PROBE = """
 import sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
-from test_report import make_archive, make_results, inloop_results
+from test_report import make_archive, make_results
 from rnnlab.analysis.report import build, style
 ds = make_archive()
-res = make_results(ds)
-build.write_report(ds, res.merge(inloop_results(ds, res), compat="override"), sys.argv[3],
-                   png=True, quiet=True)
+build.write_report(ds, make_results(ds), sys.argv[3], png=True, quiet=True)
 print(sorted(m for m in ("panel", "holoviews.plotting", "holoviews.plotting.bokeh")
              if m in sys.modules))
 import holoviews as hv

@@ -35,6 +35,7 @@ __all__ = ["Background"]
 
 LOCAL_IN_PROCESS = ("threads", "threading", "sync", "synchronous")
 _COUNTS = struct.Struct("qq")  # tasks done, tasks in all
+_DIED = "the process computing the network analyses ended unexpectedly"
 
 
 def _progress_callback(shared: mmap.mmap):
@@ -54,31 +55,25 @@ def _progress_callback(shared: mmap.mmap):
     return SharedProgress()
 
 
-def _serve(scheduler: str, conn, shared: mmap.mmap, imports: tuple[str, ...]) -> None:
-    """The child forked before its work is known: import `imports`, then compute what arrives."""
+def _child(
+    scheduler: str, conn, shared: mmap.mmap, imports: tuple[str, ...] = (), lazy: Any = None
+) -> None:
+    """The child: import `imports`, take `lazy` (None: its pickle, once `submit` sends it),
+    compute it and send back the result, or the exception that the imports or it raised."""
+    from rnnlab.analysis.compute import compute
+
+    failed = None
     try:
         for name in imports:
             import_module(name)
-    except BaseException as err:  # noqa: BLE001 (sent once the work arrives; it would fail too)
-        failed: BaseException | None = err
-    else:
-        failed = None
-    payload = conn.recv_bytes()  # EOFError: the parent went on without us
-    _compute(payload, scheduler, conn, shared, failed)
-
-
-def _compute(
-    lazy: Any, scheduler: str, conn, shared: mmap.mmap, failed: BaseException | None = None
-) -> None:
-    """The child: compute `lazy` (or its pickle) and send back the result, or the exception it
-    (or, `failed`, an import before it) raised."""
-    from rnnlab.analysis.compute import compute
-
+    except BaseException as err:  # noqa: BLE001 (raised once the work arrives; it would fail too)
+        failed = err
+    payload = conn.recv_bytes() if lazy is None else None  # EOFError: the parent went on
     try:
         if failed is not None:
             raise failed
-        if isinstance(lazy, bytes):
-            lazy = pickle.loads(lazy)
+        if payload is not None:
+            lazy = pickle.loads(payload)
         with _progress_callback(shared):
             result = compute(lazy, scheduler=scheduler, progress=False)
         message = pickle.dumps(("ok", result), protocol=pickle.HIGHEST_PROTOCOL)
@@ -128,7 +123,7 @@ class Background:
             return None
         shared = _shared_counts()
         receive, send = Pipe(duplex=False)
-        pid = fork_group(_compute, lazy, scheduler, send, shared, close=(receive,))
+        pid = fork_group(_child, scheduler, send, shared, (), lazy, close=(receive,))
         send.close()
         return cls(pid, receive, shared)
 
@@ -140,7 +135,7 @@ class Background:
             return None
         shared = _shared_counts()
         here, there = Pipe()
-        pid = fork_group(_serve, scheduler, there, shared, imports, close=(here,))
+        pid = fork_group(_child, scheduler, there, shared, imports, close=(here,))
         there.close()
         return cls(pid, here, shared)
 
@@ -151,9 +146,7 @@ class Background:
             self.conn.send_bytes(pickle.dumps(lazy, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError as err:  # it died while importing
             self.close()
-            raise ReportError(
-                "the process computing the network analyses ended unexpectedly"
-            ) from err
+            raise ReportError(_DIED) from err
 
     def progress(self) -> tuple[int, int]:
         """(tasks done, tasks in all) so far; (0, 0) before the computation starts."""
@@ -167,9 +160,7 @@ class Background:
                 print(_bar(*self.progress(), time.perf_counter() - start), end="", flush=True)
             payload = self.conn.recv_bytes()
         except (EOFError, OSError) as err:
-            raise ReportError(
-                "the process computing the network analyses ended unexpectedly"
-            ) from err
+            raise ReportError(_DIED) from err
         finally:
             self.close()  # (it has sent all it will)
         kind, value = pickle.loads(payload)

@@ -381,10 +381,9 @@ def draw(obj) -> tuple[object, list[ColumnDataSource]]:
     plot = bokeh_options(obj, "plot")
     layers = layers_of(obj)
     data = [layer_data(el) for el in layers]
-    if isinstance(layers[0], hv.HeatMap):  # categories along both axes, HoloViews' order
-        grid = _gridded(layers[0])
-        x_range = FactorRange(factors=list(map(str, grid.dimension_values(0, False))))
-        y_factors = list(map(str, grid.dimension_values(1, False)))
+    if isinstance(layers[0], hv.HeatMap):  # categories along both axes, in the grid's order
+        x_range = FactorRange(factors=list(dict.fromkeys(data[0]["x"])))
+        y_factors = list(dict.fromkeys(data[0]["y"]))
         y_range = FactorRange(factors=y_factors[::-1] if plot.get("invert_yaxis") else y_factors)
     else:
         span = ranges(obj, plot, data)
